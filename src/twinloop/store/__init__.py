@@ -1,0 +1,1 @@
+"""Persistence behind one `Store` protocol: DuckDB (embedded default) and memory (tests)."""
