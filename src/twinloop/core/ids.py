@@ -4,10 +4,10 @@ Twin ids appear in topics, URLs and file names, so they are restricted to a safe
 
 >>> validate_id("pump-1.A_2")
 'pump-1.A_2'
->>> validate_id("bad id")
+>>> validate_id("bad id")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-twinloop.core.errors.ValidationError: invalid id 'bad id': use 1-128 letters, digits, '-', '_', '.', ':' starting with a letter or digit
+twinloop.core.errors.ValidationError: invalid id 'bad id': use 1-128 letters, ...
 """
 
 from __future__ import annotations

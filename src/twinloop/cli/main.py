@@ -1,0 +1,144 @@
+"""``twinloop``: the command line of the platform. Every command has ``--help``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from twinloop import __version__
+from twinloop.cli import keys_cmd, twins_cmd, types_cmd
+from twinloop.cli.context import (
+    DataDir,
+    PlantFile,
+    StoreUrl,
+    console,
+    friendly_errors,
+    open_runtime,
+    print_bootstrap_key,
+    settings_from,
+)
+from twinloop.runtime.settings import load_settings
+from twinloop.runtime.wiring import Runtime, example_plant_path
+
+app = typer.Typer(
+    help="twinloop: AI digital twins of physical assets: model, mirror, intervene, act.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(types_cmd.app, name="types")
+app.add_typer(twins_cmd.app, name="twins")
+app.add_typer(keys_cmd.app, name="keys")
+
+Host = Annotated[str | None, typer.Option(help="bind address [env TWINLOOP_API_HOST]")]
+Port = Annotated[int | None, typer.Option(help="port [env TWINLOOP_API_PORT]")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"twinloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+    ] = False,
+) -> None:
+    """twinloop: AI digital twins of physical assets."""
+
+
+@app.command()
+def init(
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    plant: PlantFile = None,
+    example: Annotated[bool, typer.Option(help="seed the example pump station")] = False,
+) -> None:
+    """Create a store (and seed a plant); prints the first admin key once."""
+    with friendly_errors():
+        plant = example_plant_path() if example and plant is None else plant
+        with open_runtime(settings_from(data_dir, store, plant)) as rt:
+            console.print(f"store ready: {rt.settings.resolved_store_url} "
+                          f"({len(rt.twins.graph)} twins, {len(rt.registry.ids())} asset types)")
+            if rt.bootstrap_token is None:
+                console.print("[dim]this store already has keys; create more with "
+                              "`twinloop keys create --role …`[/]")
+            print_bootstrap_key(rt.bootstrap_token)
+
+
+def _fleet_table(rt: Runtime) -> Table:
+    counts: dict[str, int] = {}
+    for t in rt.twins.graph.twins():
+        counts[t.type_id] = counts.get(t.type_id, 0) + 1
+    table = Table(title=f"plant {rt.plant.name if rt.plant else ''}: {len(rt.twins.graph)} twins")
+    table.add_column("asset type")
+    table.add_column("twins", justify="right")
+    for type_id, n in sorted(counts.items()):
+        table.add_row(type_id, str(n))
+    return table
+
+
+def _serve(rt: Runtime, host: str, port: int) -> None:
+    import uvicorn
+
+    from twinloop.api.app import create_app
+
+    console.print(f"serving the API on [bold]http://{host}:{port}[/] "
+                  f"(docs: http://{host}:{port}/docs); Ctrl-C stops")
+    sys.stdout.flush()
+    try:
+        uvicorn.run(create_app(rt), host=host, port=port, log_level=rt.settings.log_level)
+    finally:
+        rt.close()
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    store: StoreUrl = None,
+    plant: PlantFile = None,
+) -> None:
+    """Serve the API over the configured store."""
+    with friendly_errors():
+        settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
+                                 store_url=store, plant=plant)
+        rt = open_runtime(settings)
+        print_bootstrap_key(rt.bootstrap_token)
+        _serve(rt, settings.api_host, settings.api_port)
+
+
+@app.command()
+def demo(
+    host: Host = None,
+    port: Port = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="where the demo's throwaway store lives")
+    ] = Path(".twinloop/demo"),
+) -> None:
+    """Load the example pump station into a fresh store and serve it."""
+    with friendly_errors():
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
+                                 plant=example_plant_path(), store_url=None)
+        rt = open_runtime(settings)
+        console.print(_fleet_table(rt))
+        print_bootstrap_key(rt.bootstrap_token)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        console.print("try:\n"
+                      f"  curl -H 'Authorization: Bearer {rt.bootstrap_token}' "
+                      f"'{base}/twins?type=Pump'\n"
+                      f"  curl -H 'Authorization: Bearer {rt.bootstrap_token}' "
+                      f"'{base}/graph/tank-A/downstream'\n")
+        _serve(rt, settings.api_host, settings.api_port)
+
+
+__all__ = ["app"]
