@@ -1,0 +1,122 @@
+"""The DuckDB store's tables and their forward migrations, kept apart from the query code.
+
+Timestamps are ``BIGINT`` epoch nanoseconds, not ``TIMESTAMPTZ``: DuckDB's ``TIMESTAMPTZ`` holds
+microseconds, so a ``ReadingBatch`` (nanoseconds) would not round-trip exactly; integers also make
+epoch-aligned bucketing plain arithmetic and cast zero-copy to and from Arrow.
+
+``latest`` holds the newest reading per (asset, channel), upserted in the same transaction as
+every append: reading it costs O(channels) instead of a scan of all history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+#: The schema version this code writes; a file with a higher one was written by a newer twinloop.
+SCHEMA_VERSION = 1
+
+CREATE_V1: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS meta (
+        key VARCHAR PRIMARY KEY,
+        value VARCHAR NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS readings (
+        asset_id VARCHAR NOT NULL,
+        channel VARCHAR NOT NULL,
+        ts BIGINT NOT NULL,
+        value DOUBLE NOT NULL,
+        quality UTINYINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS latest (
+        asset_id VARCHAR NOT NULL,
+        channel VARCHAR NOT NULL,
+        ts BIGINT NOT NULL,
+        value DOUBLE NOT NULL,
+        quality UTINYINT NOT NULL,
+        PRIMARY KEY (asset_id, channel))""",
+    "CREATE SEQUENCE IF NOT EXISTS twin_write_seq",
+    """CREATE TABLE IF NOT EXISTS twin_snapshots (
+        write_seq BIGINT NOT NULL,
+        id VARCHAR NOT NULL,
+        revision BIGINT NOT NULL,
+        type_id VARCHAR NOT NULL,
+        attributes JSON NOT NULL,
+        reported JSON NOT NULL,
+        desired JSON NOT NULL,
+        created_ns BIGINT NOT NULL,
+        updated_ns BIGINT NOT NULL,
+        deleted BOOLEAN NOT NULL DEFAULT false)""",
+    """CREATE TABLE IF NOT EXISTS relationships (
+        source VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        properties JSON NOT NULL,
+        PRIMARY KEY (source, name, target))""",
+    "CREATE SEQUENCE IF NOT EXISTS event_seq",
+    """CREATE TABLE IF NOT EXISTS events (
+        seq BIGINT PRIMARY KEY,
+        event_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        twin_id VARCHAR NOT NULL,
+        revision BIGINT NOT NULL,
+        ts_ns BIGINT NOT NULL,
+        data JSON NOT NULL)""",
+    "CREATE SEQUENCE IF NOT EXISTS audit_seq",
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq BIGINT NOT NULL DEFAULT nextval('audit_seq'),
+        ts_ns BIGINT NOT NULL,
+        actor VARCHAR NOT NULL,
+        action VARCHAR NOT NULL,
+        target VARCHAR NOT NULL,
+        outcome VARCHAR NOT NULL,
+        detail JSON NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        role VARCHAR NOT NULL,
+        secret_hash VARCHAR NOT NULL,
+        created_ns BIGINT NOT NULL,
+        revoked BOOLEAN NOT NULL)""",
+)
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+#: ``MIGRATIONS[n]`` upgrades a file from version ``n`` to ``n + 1``; add one per schema change
+#: and bump `SCHEMA_VERSION`. Each runs inside the opening transaction.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The file's schema version, or ``None`` for a brand-new (empty) database."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "meta" not in tables:
+        return None
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    return int(row[0][0]) if row else None
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, *, what: str) -> int:
+    """Create or migrate the schema to `SCHEMA_VERSION`; returns the version found before.
+
+    Raises ``RuntimeError`` (wrapped by the caller) for a file newer than this code, so an old
+    twinloop never writes into a schema it does not understand.
+    """
+    found = _stored_version(con)
+    if found is None:
+        for stmt in CREATE_V1:
+            con.execute(stmt)
+        version = 1
+    elif found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"{what} has schema version {found}, this twinloop understands up to {SCHEMA_VERSION}"
+        )
+    else:
+        version = found
+    while version < SCHEMA_VERSION:
+        MIGRATIONS[version](con)
+        version += 1
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    return found or 0
+
+
+__all__ = ["CREATE_V1", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "ensure_schema"]
