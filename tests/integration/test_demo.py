@@ -1,0 +1,77 @@
+"""`twinloop demo` as a user runs it: a real process serving HTTP on loopback."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = free_port()
+    twinloop = Path(sys.executable).with_name("twinloop")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [str(twinloop), "demo", "--port", str(port), "--data-dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    output, key = [], None
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                raise AssertionError("demo exited early:\n" + "".join(output))
+            output.append(line)
+            m = re.search(r"(tlk_[A-Za-z0-9_\-]+)", line)
+            if m and key is None:
+                key = m.group(1)
+            if "serving the API" in line:
+                break
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("demo never answered /health:\n" + "".join(output))
+        assert key, "demo printed no admin key:\n" + "".join(output)
+        yield base, key, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_demo_serves_the_pump_station_with_access_control(demo):
+    base, key, proc = demo
+    admin = {"Authorization": f"Bearer {key}"}
+    r = httpx.get(f"{base}/twins", params={"type": "Pump"}, headers=admin)
+    assert r.status_code == 200 and len(r.json()) == 12
+    assert httpx.get(f"{base}/twins", params={"type": "Pump"}).status_code == 401
+    viewer = httpx.post(f"{base}/keys", json={"name": "v", "role": "viewer"}, headers=admin)
+    token = viewer.json()["token"]
+    r = httpx.post(f"{base}/twins", json={"id": "pump-Q", "type_id": "Pump"},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403
+    assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "twinloop"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
