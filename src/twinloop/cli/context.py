@@ -65,10 +65,8 @@ def open_runtime(settings: Settings) -> Runtime:
 def print_bootstrap_key(token: str | None) -> None:
     """Show the first admin key, once, where a person will see it."""
     if token:
-        console.print(
-            "\n[bold yellow]Bootstrap admin key[/] (shown once, store it now):\n"
-            f"  [bold]{token}[/]\n"
-        )
+        console.print("\n[bold yellow]Bootstrap admin key[/] (shown once, store it now):")
+        console.print(f"  [bold]{token}[/]\n", soft_wrap=True)
         sys.stdout.flush()
 
 

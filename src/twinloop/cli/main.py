@@ -76,7 +76,7 @@ def _fleet_table(rt: Runtime) -> Table:
     counts: dict[str, int] = {}
     for t in rt.twins.graph.twins():
         counts[t.type_id] = counts.get(t.type_id, 0) + 1
-    table = Table(title=f"plant {rt.plant.name if rt.plant else ''}: {len(rt.twins.graph)} twins")
+    table = Table(title=f"{rt.plant.name if rt.plant else 'plant'}: {len(rt.twins.graph)} twins")
     table.add_column("asset type")
     table.add_column("twins", justify="right")
     for type_id, n in sorted(counts.items()):
@@ -90,7 +90,7 @@ def _serve(rt: Runtime, host: str, port: int) -> None:
     from twinloop.api.app import create_app
 
     console.print(f"serving the API on [bold]http://{host}:{port}[/] "
-                  f"(docs: http://{host}:{port}/docs); Ctrl-C stops")
+                  f"(docs: http://{host}:{port}/docs); Ctrl-C stops", soft_wrap=True)
     sys.stdout.flush()
     try:
         uvicorn.run(create_app(rt), host=host, port=port, log_level=rt.settings.log_level)
@@ -133,11 +133,9 @@ def demo(
         console.print(_fleet_table(rt))
         print_bootstrap_key(rt.bootstrap_token)
         base = f"http://{settings.api_host}:{settings.api_port}"
-        console.print("try:\n"
-                      f"  curl -H 'Authorization: Bearer {rt.bootstrap_token}' "
-                      f"'{base}/twins?type=Pump'\n"
-                      f"  curl -H 'Authorization: Bearer {rt.bootstrap_token}' "
-                      f"'{base}/graph/tank-A/downstream'\n")
+        auth = f"curl -H 'Authorization: Bearer {rt.bootstrap_token}'"
+        console.print(f"try:\n  {auth} '{base}/twins?type=Pump'\n"
+                      f"  {auth} '{base}/graph/mcc-2/impact'\n", soft_wrap=True)
         _serve(rt, settings.api_host, settings.api_port)
 
 
