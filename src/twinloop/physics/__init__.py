@@ -1,0 +1,1 @@
+"""Physics models: declarations plus pure, vectorized equations (see `PhysicsModel`)."""
