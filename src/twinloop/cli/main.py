@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from twinloop import __version__
-from twinloop.cli import keys_cmd, twins_cmd, types_cmd
+from twinloop.cli import keys_cmd, simulate_cmd, twins_cmd, types_cmd
 from twinloop.cli.context import (
     DataDir,
     PlantFile,
@@ -33,6 +33,7 @@ app = typer.Typer(
 app.add_typer(types_cmd.app, name="types")
 app.add_typer(twins_cmd.app, name="twins")
 app.add_typer(keys_cmd.app, name="keys")
+app.command("simulate")(simulate_cmd.simulate)
 
 Host = Annotated[str | None, typer.Option(help="bind address [env TWINLOOP_API_HOST]")]
 Port = Annotated[int | None, typer.Option(help="port [env TWINLOOP_API_PORT]")]
