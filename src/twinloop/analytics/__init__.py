@@ -1,0 +1,1 @@
+"""Analytics: anomaly, drift, RUL (independent of each other), thresholds and explanations."""

@@ -1,0 +1,1 @@
+"""Benchmark harnesses on public data sets (python -m twinloop.bench.<name>)."""

@@ -1,0 +1,1 @@
+"""Ingestion: mapping tables, decoding, unit conversion, validation, dedupe and ordering, quarantine."""
