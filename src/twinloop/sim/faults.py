@@ -4,7 +4,9 @@ Three families, told apart by ``kind``:
 
 * physics faults change what the equations see — ``bearing_wear`` (wear runs ``factor`` times
   faster), ``stuck_valve`` (the valve ignores its command), ``cavitation`` (suction pressure of a
-  line drops by ``drop_bar``; device is a tank or a line);
+  line drops by ``drop_bar``; device is a tank or a line), ``fouling_acceleration`` (a chiller's
+  condenser fouls ``factor`` times faster), ``damper_stuck`` (an outdoor-air damper seizes at
+  ``position`` %, default shut);
 * sensor faults change only what one channel reports — ``drift`` (``rate_per_h`` units per hour),
   ``stuck_at`` (``value``, or the reading at onset), ``spikes`` (``probability``, ``magnitude``),
   ``dropout`` (NaN with ``probability``), ``noise_burst`` (extra Gaussian noise ``std``);
@@ -26,7 +28,7 @@ import numpy as np
 
 from twinloop.core.errors import NotFoundError, ValidationError
 
-PHYSICS_KINDS = ("bearing_wear", "stuck_valve", "cavitation")
+PHYSICS_KINDS = ("bearing_wear", "stuck_valve", "cavitation", "fouling_acceleration", "damper_stuck")
 SENSOR_KINDS = ("drift", "stuck_at", "spikes", "dropout", "noise_burst")
 COMM_KINDS = ("comm_loss",)
 KINDS = PHYSICS_KINDS + SENSOR_KINDS + COMM_KINDS
@@ -36,6 +38,8 @@ DEFAULTS: dict[str, dict[str, float]] = {
     "bearing_wear": {"factor": 20.0},
     "stuck_valve": {},
     "cavitation": {"drop_bar": 1.2},
+    "fouling_acceleration": {"factor": 20.0},
+    "damper_stuck": {"position": 0.0},
     "drift": {"rate_per_h": 1.0},
     "stuck_at": {"value": float("nan")},
     "spikes": {"probability": 0.05, "magnitude": 10.0},
