@@ -55,12 +55,20 @@ class MqttClient:
         reconnect_max_s: float = 30.0,
         max_inflight: int = 100,
         max_buffered: int = 1_000_000,
+        manual_ack: bool = False,
+        receive_maximum: int | None = None,
+        name: str | None = None,
     ) -> None:
         """Store settings; nothing touches the network before ``connect``.
 
         ``clean=False`` asks for a persistent session (needs a stable ``client_id``): the broker keeps the
         subscriptions and queues QoS 1 messages while we are away. ``protocol`` defaults to 3.1.1 because
         the embedded amqtt broker speaks nothing newer; use "5" with mosquitto or any MQTT 5 broker.
+
+        ``manual_ack=True`` withholds the PUBACK of every received QoS 1 message until ``ack(message)``:
+        the broker keeps (and after a reconnect redelivers) what the application has not made durable.
+        ``receive_maximum`` (MQTT 5) tells the broker how many unacknowledged messages it may send us.
+        ``name`` is the ``source`` of every received `RawMessage` (default: the URL).
         """
         endpoint = parse_url(url)
         if endpoint.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
@@ -72,6 +80,7 @@ class MqttClient:
         if not clean and not client_id:
             raise ValueError("a persistent session (clean=False) needs a fixed client_id")
         self.url = url
+        self.name = name or url
         self.client_id = client_id or f"twinloop-{uuid.uuid4().hex[:12]}"
         self.protocol = protocol
         self.clean = clean
@@ -79,12 +88,15 @@ class MqttClient:
         self._keepalive = keepalive_s
         self._session_expiry = session_expiry_s
         self._max_buffered = max_buffered
+        self.manual_ack = manual_ack
+        self._receive_maximum = receive_maximum
         v5 = protocol == "5"
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=None if v5 else clean,
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            manual_ack=manual_ack,
         )
         # typed int in paho, but its backoff arithmetic is float; sub-second first retries shorten outages
         self._client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)  # type: ignore[arg-type]
@@ -119,6 +131,11 @@ class MqttClient:
         self._wake_scheduled = False
         self._availability: list[AvailabilityCallback] = []
         self._tasks: set[asyncio.Future[Any]] = set()
+        # manual acks: mids are only valid on the connection that delivered them, so every CONNACK
+        # starts a new epoch and forgets the old mids (the broker redelivers those messages)
+        self._ack_lock = threading.Lock()
+        self._epoch = 0
+        self._unacked: set[int] = set()
         self._issued = 0  # publishes paho accepted (event-loop thread writes)
         self._sent = 0  # of those, sent or acknowledged (network thread writes)
         self.dropped = 0
@@ -156,9 +173,13 @@ class MqttClient:
         clean_start: Any = paho.MQTT_CLEAN_START_FIRST_ONLY
         if self.protocol == "5":
             clean_start = self.clean
+            props = Properties(PacketTypes.CONNECT)
             if not self.clean:  # expiry 0 (the default) would end the session at disconnect
-                props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self._session_expiry
+            if self._receive_maximum:
+                props.ReceiveMaximum = self._receive_maximum
+            if self.clean and not self._receive_maximum:
+                props = None
         host, port = self._endpoint.host, self._endpoint.port
         self._client.connect_async(
             host, port, keepalive=self._keepalive, clean_start=clean_start, properties=props
@@ -201,6 +222,7 @@ class MqttClient:
                 await asyncio.sleep(0.005)
         await self._stop_loop()
         self._connected = False
+        self._inbox_event.set()  # a waiting messages() iteration sees _closing and ends
 
     async def _stop_loop(self) -> None:
         self._closing = True
@@ -310,15 +332,41 @@ class MqttClient:
             del self._subscriptions[topic_filter]
             raise ConnectorError(f"broker refused subscription {topic_filter!r}: {codes[0]}", url=self.url)
 
+    def ack(self, message: RawMessage) -> bool:
+        """Send the PUBACK of a QoS 1 message received with ``manual_ack``; True when one went out.
+
+        Idempotent and safe at any time: a message already acknowledged, one of QoS 0, or one delivered on
+        an earlier connection (the broker redelivers that one; its mid may now name another message) is
+        answered with False and nothing is sent.
+        """
+        meta = message.meta
+        if not self.manual_ack or meta.get("qos") != 1:
+            return False
+        mid = meta.get("mid")
+        with self._ack_lock:
+            if meta.get("epoch") != self._epoch or mid not in self._unacked:
+                return False
+            self._unacked.discard(mid)
+            rc = self._client.ack(mid, 1)
+        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    @property
+    def unacked(self) -> int:
+        """Received QoS 1 messages of this connection still waiting for ``ack``."""
+        return len(self._unacked)
+
     async def messages(self) -> AsyncIterator[RawMessage]:
         """Every received message, in arrival order, as ``RawMessage`` (meta: qos, retain, mid).
 
-        One consumer at a time; messages received before iteration starts are buffered.
+        One consumer at a time; messages received before iteration starts are buffered. The iteration
+        ends once ``disconnect`` was called and the buffer is empty.
         """
         inbox, event = self._inbox, self._inbox_event
         while True:
             while inbox:
                 yield inbox.popleft()
+            if self._closing:
+                return
             event.clear()
             if not inbox:
                 await event.wait()
@@ -335,6 +383,9 @@ class MqttClient:
             self._last_error = str(reason)
             self._call(self._resolve_first_connack, False, str(reason))
             return
+        with self._ack_lock:
+            self._epoch += 1
+            self._unacked.clear()
         self._connected = True
         if not flags.session_present:
             for topic_filter, qos in list(self._subscriptions.items()):
@@ -361,8 +412,12 @@ class MqttClient:
         if len(self._inbox) >= self._max_buffered:
             self.dropped += 1
             return
-        meta = {"qos": msg.qos, "retain": bool(msg.retain), "mid": msg.mid}
-        self._inbox.append(RawMessage(self.url, msg.topic, msg.payload, time.time_ns(), meta))
+        meta = {"qos": msg.qos, "retain": bool(msg.retain), "mid": msg.mid, "epoch": self._epoch,
+                "dup": bool(msg.dup)}
+        if self.manual_ack and msg.qos == 1:
+            with self._ack_lock:
+                self._unacked.add(msg.mid)
+        self._inbox.append(RawMessage(self.name, msg.topic, msg.payload, time.time_ns(), meta))
         if not self._wake_scheduled:
             self._wake_scheduled = True
             self._call(self._wake)

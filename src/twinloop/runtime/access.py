@@ -3,8 +3,8 @@
 Roles are ordered; each may do everything the roles below it may::
 
     viewer    read twins, graph, state, history, events, types
-    operator  + set desired properties, invoke commands
-    engineer  + create, change and delete twins and relationships
+    operator  + set desired properties, invoke commands, post readings (HTTP ingest)
+    engineer  + create, change and delete twins and relationships; replay/discard quarantine
     admin     + manage API keys, read the audit trail
 
 A token looks like ``tlk_<key_id>_<secret>``; only a SHA-256 of the high-entropy secret is
@@ -28,9 +28,11 @@ TOKEN_PREFIX = "tlk"
 #: The lowest role allowed to perform each action.
 PERMISSIONS: dict[str, Role] = {
     "read": "viewer",
+    "readings:write": "operator",
     "twins:desired": "operator",
     "twins:command": "operator",
     "twins:write": "engineer",
+    "quarantine:manage": "engineer",
     "keys:manage": "admin",
     "audit:read": "admin",
 }

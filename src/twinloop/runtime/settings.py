@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -53,6 +53,45 @@ class Settings(BaseSettings):
     api_port: int = Field(8321, ge=1, le=65535)
     log_level: str = "info"
 
+    # --- ingestion: connections, mapping, pipeline ----------------------------------------------
+    ingest: bool = Field(True, description="start sources and the pipeline with the runtime")
+    mapping: Path | None = Field(
+        None, description="ingest mapping file; default: mapping.yaml next to the plant file"
+    )
+    mqtt_url: str | None = Field(
+        None, description="broker to ingest from, mqtt(s)://host:port; None starts an embedded broker"
+    )
+    mqtt_topics: list[str] = Field(
+        default_factory=list, description="topic filters; default: those the mapping declares"
+    )
+    mqtt_client_id: str = Field(
+        "twinloop-runtime", description="stable id: the broker keeps our session under it"
+    )
+    mqtt_protocol: Literal["3.1.1", "5"] | None = Field(
+        None, description="None: 5 for an external broker, 3.1.1 for the embedded one (amqtt)"
+    )
+    mqtt_qos: Literal[0, 1] = Field(1, description="1: acknowledged only after storing")
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
+    mqtt_tls_insecure: bool = False
+    embedded_broker_port: int = Field(
+        1883, ge=0, le=65535, description="port of the embedded broker; taken or 0: any free port"
+    )
+    opcua_endpoints: list[str] = Field(
+        default_factory=list, description="OPC UA servers to subscribe to, opc.tcp://host:port/path"
+    )
+    opcua_namespace: str = "urn:twinloop:sim"
+    opcua_queuesize: int = Field(1000, ge=1)
+    opcua_deadband: float = Field(0.0, ge=0)
+    ingest_batch_size: int = Field(5000, ge=1, description="messages per micro-batch at most")
+    ingest_batch_ms: float = Field(20.0, gt=0, description="a micro-batch waits at most this long")
+    ingest_queue: int = Field(50_000, ge=1, description="messages queued before sources wait")
+    events_interval_s: float = Field(1.0, gt=0, description="ReadingsApplied per twin at most this often")
+    command_timeout_s: float = Field(10.0, gt=0, description="how long a command waits for its ack")
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, v: str) -> str:
@@ -67,6 +106,17 @@ class Settings(BaseSettings):
         if self.store_url:
             return self.store_url
         return f"duckdb:///{(self.data_dir / 'twinloop.duckdb').resolve()}"
+
+    @property
+    def resolved_mapping(self) -> Path | None:
+        """The mapping file used: explicit, or ``mapping.yaml`` beside the plant file when present."""
+        if self.mapping is not None:
+            return self.mapping
+        if self.plant is not None:
+            beside = self.plant.parent / "mapping.yaml"
+            if beside.is_file():
+                return beside
+        return None
 
     @classmethod
     def settings_customise_sources(

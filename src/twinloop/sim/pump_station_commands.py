@@ -129,7 +129,9 @@ class CommandMixin:
         if fault.device not in self._dev_index:
             raise ValidationError(f"fault on unknown device {fault.device!r}")
         if fault.kind in ("fouling_acceleration", "damper_stuck"):
-            raise ValidationError(f"{fault.kind} is a building fault; the pump station has no chiller or damper")
+            raise ValidationError(
+                f"{fault.kind} is a building fault; the pump station has no chiller or damper"
+            )
         if fault.kind in ("bearing_wear", "stuck_valve") and not fault.device.startswith("pump-"):
             raise ValidationError(f"a {fault.kind} fault needs a pump device, got {fault.device!r}")
         if fault.kind == "cavitation" and not (

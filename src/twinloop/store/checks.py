@@ -28,7 +28,16 @@ from twinloop.core.errors import (
 )
 from twinloop.core.events import CommandSent, ReadingsApplied, TwinCreated, TwinUpdated
 from twinloop.core.readings import SCHEMA, ReadingBatch
-from twinloop.store.protocol import HISTORY_SCHEMA, ApiKeyRecord, AuditRecord, Store
+from twinloop.store.protocol import (
+    HISTORY_SCHEMA,
+    ApiKeyRecord,
+    AuditRecord,
+    QuarantineRecord,
+    SeenDigest,
+    SeenKeys,
+    SeenSeq,
+    Store,
+)
 from twinloop.twins.twin import Relationship, Twin
 
 Check = Callable[[Store], None]
@@ -335,6 +344,86 @@ def check_meta(store: Store) -> None:
     assert store.get_meta("bootstrap_done") == "yes"
 
 
+# --- ingest: dedupe state and quarantine -------------------------------------------------------
+def _rejected(reason: str = "out_of_range", twin: str | None = "p1", payload: bytes = b'{"v": 1}',
+              **kw: object) -> QuarantineRecord:
+    # A QuarantineRecord has every field a QuarantineEntry needs; its id is ignored on append.
+    fields: dict[str, object] = dict(id=0, reason=reason, message=f"{reason} happened", payload=payload,
+                                     topic="t/p1", source="mqtt", received_ns=T0, twin_id=twin,
+                                     channel="flow", value=1.0, ts_ns=T0, item="flow")
+    fields.update(kw)
+    return QuarantineRecord(**fields)  # type: ignore[arg-type]
+
+
+def check_ingested_roundtrip(store: Store) -> None:
+    batch = _batch("p1", "flow", [T0, T0 + S], [1.0, 2.0])
+    delta = SeenKeys(seqs=[SeenSeq("mqtt", "p1", 4, (6, 9), T0 + S), SeenSeq("opc", "p1", 0)],
+                     digests=[SeenDigest("mqtt", "abc", T0), SeenDigest("opc", "def", T0 + S)])
+    binary = bytes(range(256))  # raw payloads survive byte for byte, NULs and invalid UTF-8 too
+    ids = store.append_ingested(batch, delta, [_rejected(), _rejected("unknown_twin", "ghost", binary)])
+    assert len(ids) == 2 and ids[0] < ids[1]
+    assert store.count_readings() == 2 and _rows(store.latest()) == [("p1", "flow", T0 + S, 2.0, 0)]
+    assert store.seen_keys("mqtt") == SeenKeys(seqs=[SeenSeq("mqtt", "p1", 4, (6, 9), T0 + S)],
+                                               digests=[SeenDigest("mqtt", "abc", T0)])
+    assert [r.source for r in store.seen_keys().seqs] == ["mqtt", "opc"]
+    # rows replace per (source, device); old digests expire
+    later = SeenKeys(seqs=[SeenSeq("mqtt", "p1", 9, (), T0 + 2 * S)],
+                     digests=[SeenDigest("mqtt", "ghi", T0 + 2 * S)], expire_before_ns=T0 + 1)
+    assert store.append_ingested(ReadingBatch.empty(), later) == []
+    keys = store.seen_keys("mqtt")
+    assert keys.seqs == [SeenSeq("mqtt", "p1", 9, (), T0 + 2 * S)]
+    assert [d.digest for d in keys.digests] == ["ghi"]
+    records = store.quarantine()
+    assert [r.id for r in records] == ids
+    first, second = records
+    assert (first.reason, first.twin_id, first.channel, first.value, first.ts_ns, first.item,
+            first.status, first.attempts, first.resolved_ns) == (
+        "out_of_range", "p1", "flow", 1.0, T0, "flow", "open", 1, None)
+    assert second.payload == binary and second.topic == "t/p1" and second.source == "mqtt"
+    assert [r.id for r in store.quarantine(reason="unknown_twin")] == [ids[1]]
+    assert [r.id for r in store.quarantine(twin_id="p1")] == [ids[0]]
+    assert [r.id for r in store.quarantine(after_id=ids[0])] == [ids[1]]
+    assert [r.id for r in store.quarantine(limit=1)] == [ids[0]]
+    assert [r.id for r in store.quarantine(ids=[ids[1], 999])] == [ids[1]]
+    assert store.count_quarantine() == 2 and store.count_quarantine(reason="unknown_twin") == 1
+
+
+def check_quarantine_resolve_and_update(store: Store) -> None:
+    ids = store.append_ingested(ReadingBatch.empty(), None, [_rejected(), _rejected(), _rejected()])
+    assert store.resolve_quarantine([ids[0], 12345], "discarded", resolved_ns=T0) == 1
+    assert store.resolve_quarantine([ids[0]], "replayed") == 0  # already resolved: unchanged
+    with _raises(ValidationError):
+        store.resolve_quarantine([ids[1]], "deleted")  # type: ignore[arg-type]
+    assert [r.id for r in store.quarantine()] == ids[1:]
+    gone = store.quarantine(status="discarded")
+    assert [(r.id, r.status, r.resolved_ns) for r in gone] == [(ids[0], "discarded", T0)]
+    assert len(store.quarantine(status=None)) == 3
+    store.update_quarantine({ids[1]: ("unknown_channel", "still unknown"), ids[0]: ("x", "y")})
+    rec = store.quarantine(ids=[ids[1]])[0]
+    assert (rec.reason, rec.message, rec.attempts) == ("unknown_channel", "still unknown", 2)
+    assert store.quarantine(ids=[ids[0]], status=None)[0].reason == "out_of_range"  # resolved: kept
+    # replaying stores the readings and resolves the records in one step
+    store.append_ingested(_batch("p1", "flow", [T0], [5.0]), None, [], replayed=[ids[1], ids[2]])
+    assert store.count_quarantine() == 0 and store.count_quarantine(status="replayed") == 2
+    assert store.count_readings() == 1
+
+
+def check_ingested_is_atomic(store: Store) -> None:
+    store.append_ingested(_batch("p1", "flow", [T0], [1.0]), SeenKeys([SeenSeq("mqtt", "p1", 1)]))
+    bad = _rejected(payload="not bytes")  # type: ignore[arg-type]
+    delta = SeenKeys(seqs=[SeenSeq("mqtt", "p1", 7)], digests=[SeenDigest("mqtt", "d", T0)])
+    with _raises(ValidationError):
+        store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]), delta, [_rejected(), bad])
+    assert store.count_readings() == 1  # neither readings, nor keys, nor quarantine records
+    assert _rows(store.latest()) == [("p1", "flow", T0, 1.0, 0)]
+    assert store.seen_keys() == SeenKeys(seqs=[SeenSeq("mqtt", "p1", 1)])
+    assert store.count_quarantine(status=None) == 0
+    with _raises(ValidationError):  # a dedupe row whose sparse set is not above its watermark
+        store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]),
+                              SeenKeys([SeenSeq("mqtt", "p1", 5, (3,))]))
+    assert store.count_readings() == 1 and store.seen_keys().seqs[0].watermark == 1
+
+
 # --- persistence --------------------------------------------------------------------------------
 def check_reopen_keeps_everything(store: Store, reopen: Callable[[Store], Store]) -> None:
     batch = _batch("p1", "flow", [T0 + 1, T0, T0 + 2], [1.5, 0.5, 2.5], 1)
@@ -364,6 +453,22 @@ def check_reopen_keeps_everything(store: Store, reopen: Callable[[Store], Store]
         store.close()
 
 
+def check_reopen_keeps_ingest_state(store: Store, reopen: Callable[[Store], Store]) -> None:
+    delta = SeenKeys(seqs=[SeenSeq("mqtt", "p1", 41, (43, 50), T0)], digests=[SeenDigest("opc", "h", T0)])
+    ids = store.append_ingested(_batch("p1", "flow", [T0], [1.0]), delta, [_rejected(), _rejected()])
+    store.resolve_quarantine(ids[:1], "discarded", resolved_ns=T0)
+    store = reopen(store)
+    try:
+        assert store.seen_keys() == delta
+        assert [(r.id, r.status) for r in store.quarantine(status=None)] == [
+            (ids[0], "discarded"), (ids[1], "open")]
+        assert store.quarantine()[0].payload == b'{"v": 1}'
+        more = store.append_ingested(ReadingBatch.empty(), None, [_rejected()])
+        assert more[0] > ids[1]  # ids keep increasing across restarts
+    finally:
+        store.close()
+
+
 CHECKS: list[Check] = [
     check_append_and_count,
     check_latest_is_newest_by_ts,
@@ -381,9 +486,12 @@ CHECKS: list[Check] = [
     check_audit,
     check_keys,
     check_meta,
+    check_ingested_roundtrip,
+    check_quarantine_resolve_and_update,
+    check_ingested_is_atomic,
 ]
 
-PERSISTENCE_CHECKS: list[PersistenceCheck] = [check_reopen_keeps_everything]
+PERSISTENCE_CHECKS: list[PersistenceCheck] = [check_reopen_keeps_everything, check_reopen_keeps_ingest_state]
 
 __all__ = ["CHECKS", "PERSISTENCE_CHECKS", "Check", "PersistenceCheck"] + [
     c.__name__ for c in [*CHECKS, *PERSISTENCE_CHECKS]

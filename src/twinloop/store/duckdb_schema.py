@@ -6,6 +6,10 @@ epoch-aligned bucketing plain arithmetic and cast zero-copy to and from Arrow.
 
 ``latest`` holds the newest reading per (asset, channel), upserted in the same transaction as
 every append: reading it costs O(channels) instead of a scan of all history.
+
+Version 2 adds ingest support: ``quarantine`` (rejected readings with reason and raw payload,
+never deleted), ``ingest_seen`` (per source and device a seq watermark plus the sparse set of seqs
+seen above it) and ``ingest_digests`` (hashes of messages without a seq, expired by age).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 import duckdb
 
 #: The schema version this code writes; a file with a higher one was written by a newer twinloop.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CREATE_V1: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -79,11 +83,49 @@ CREATE_V1: tuple[str, ...] = (
         revoked BOOLEAN NOT NULL)""",
 )
 
+CREATE_V2: tuple[str, ...] = (
+    "CREATE SEQUENCE IF NOT EXISTS quarantine_seq",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        id BIGINT PRIMARY KEY,
+        reason VARCHAR NOT NULL,
+        message VARCHAR NOT NULL,
+        payload BLOB NOT NULL,
+        topic VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        received_ns BIGINT NOT NULL,
+        twin_id VARCHAR,
+        channel VARCHAR,
+        value DOUBLE,
+        ts_ns BIGINT,
+        item VARCHAR,
+        status VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL,
+        resolved_ns BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS ingest_seen (
+        source VARCHAR NOT NULL,
+        device VARCHAR NOT NULL,
+        watermark BIGINT NOT NULL,
+        above BIGINT[] NOT NULL,
+        max_ts_ns BIGINT NOT NULL,
+        PRIMARY KEY (source, device))""",
+    """CREATE TABLE IF NOT EXISTS ingest_digests (
+        source VARCHAR NOT NULL,
+        digest VARCHAR NOT NULL,
+        received_ns BIGINT NOT NULL,
+        PRIMARY KEY (source, digest))""",
+)
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in CREATE_V2:
+        con.execute(stmt)
+
 
 #: ``MIGRATIONS[n]`` upgrades a file from version ``n`` to ``n + 1``; add one per schema change
 #: and bump `SCHEMA_VERSION`. Each runs inside the opening transaction.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
 
 
 def _stored_version(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -119,4 +161,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, *, what: str) -> int:
     return found or 0
 
 
-__all__ = ["CREATE_V1", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "ensure_schema"]
+__all__ = ["CREATE_V1", "CREATE_V2", "MIGRATIONS", "SCHEMA_VERSION", "Migration", "ensure_schema"]

@@ -4,14 +4,16 @@ One connection guarded by one lock: uvicorn calls sync routes from a thread pool
 connection must not run two statements at once. Every write runs in an explicit transaction that
 is rolled back on any failure, so a failed statement never leaves the connection in DuckDB's
 "transaction aborted" state. Table layout and migrations live in `duckdb_schema`, the readings SQL
-in `duckdb_readings`, twins and relationships in `duckdb_twins`.
+in `duckdb_readings`, twins and relationships in `duckdb_twins`, dedupe state and quarantine in
+`duckdb_ingest`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,21 @@ import pyarrow as pa
 from twinloop.core.errors import NotFoundError, StoreError, ValidationError
 from twinloop.core.events import Event
 from twinloop.core.readings import ReadingBatch
+from twinloop.store import duckdb_ingest as ig
 from twinloop.store import duckdb_readings as rd
 from twinloop.store import duckdb_twins as tw
 from twinloop.store.duckdb_schema import ensure_schema
-from twinloop.store.protocol import ApiKeyRecord, AuditRecord, EventRecord
+from twinloop.store.protocol import (
+    ApiKeyRecord,
+    AuditRecord,
+    EventRecord,
+    QuarantineEntry,
+    QuarantineRecord,
+    QuarantineStatus,
+    SeenDeltaLike,
+    SeenKeys,
+    check_outcome,
+)
 from twinloop.twins.twin import Relationship, Twin
 
 
@@ -144,6 +157,56 @@ class DuckDBStore:
     def count_readings(self, asset_id: str | None = None) -> int:
         with self._read("counting readings") as con:
             return rd.count_readings(con, asset_id)
+
+    # --- ingest ------------------------------------------------------------------------------
+    def append_ingested(
+        self,
+        batch: ReadingBatch,
+        seen: SeenDeltaLike | None = None,
+        quarantine: Sequence[QuarantineEntry] = (),
+        replayed: Sequence[int] = (),
+    ) -> list[int]:
+        """Readings, dedupe rows and quarantine records in one transaction (see `duckdb_ingest`)."""
+        what = f"storing {len(batch)} ingested readings and {len(quarantine)} quarantine records"
+        with self._tx(what) as con:
+            return ig.append_ingested(con, batch, seen, quarantine, replayed, time.time_ns())
+
+    def seen_keys(self, source: str | None = None) -> SeenKeys:
+        with self._read("reading the dedupe state") as con:
+            return ig.seen_keys(con, source)
+
+    def quarantine(
+        self,
+        after_id: int = 0,
+        reason: str | None = None,
+        twin_id: str | None = None,
+        limit: int = 100,
+        status: QuarantineStatus | None = "open",
+        ids: Sequence[int] | None = None,
+    ) -> list[QuarantineRecord]:
+        with self._read("reading the quarantine") as con:
+            return ig.quarantine(con, after_id, reason, twin_id, limit, status, ids)
+
+    def count_quarantine(
+        self, reason: str | None = None, status: QuarantineStatus | None = "open"
+    ) -> int:
+        with self._read("counting the quarantine") as con:
+            return ig.count_quarantine(con, reason, status)
+
+    def resolve_quarantine(
+        self, ids: Sequence[int], outcome: QuarantineStatus, resolved_ns: int | None = None
+    ) -> int:
+        check_outcome(outcome)
+        if not ids:
+            return 0
+        with self._tx(f"resolving {len(ids)} quarantine records as {outcome}") as con:
+            return ig.resolve(con, ids, outcome, resolved_ns or time.time_ns())
+
+    def update_quarantine(self, updates: Mapping[int, tuple[str, str]]) -> None:
+        if not updates:
+            return
+        with self._tx(f"updating {len(updates)} quarantine records") as con:
+            ig.update(con, updates)
 
     # --- twins and relationships ------------------------------------------------------------
     def put_twin(self, twin: Twin, expected_revision: int | None = None) -> Twin:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +22,22 @@ import pyarrow.compute as pc
 from twinloop.core.errors import ConflictError, NotFoundError, RevisionConflict, ValidationError
 from twinloop.core.events import Event
 from twinloop.core.readings import SCHEMA, TS_TYPE, ReadingBatch
-from twinloop.store.protocol import HISTORY_SCHEMA, ApiKeyRecord, AuditRecord, EventRecord
+from twinloop.store.protocol import (
+    HISTORY_SCHEMA,
+    ApiKeyRecord,
+    AuditRecord,
+    EventRecord,
+    QuarantineEntry,
+    QuarantineRecord,
+    QuarantineStatus,
+    SeenDeltaLike,
+    SeenDigest,
+    SeenKeys,
+    SeenSeq,
+    check_outcome,
+    quarantine_record,
+    seen_rows,
+)
 from twinloop.twins.twin import Relationship, Twin
 
 
@@ -69,6 +85,9 @@ class MemoryStore:
         self._audit: list[tuple[int, AuditRecord]] = []
         self._keys: dict[str, ApiKeyRecord] = {}
         self._meta: dict[str, str] = {}
+        self._seen: dict[tuple[str, str], SeenSeq] = {}
+        self._digests: dict[tuple[str, str], SeenDigest] = {}
+        self._quarantine: list[QuarantineRecord] = []
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -168,6 +187,90 @@ class MemoryStore:
         if asset_id is None:
             return table.num_rows
         return int(pc.sum(pc.equal(table.column("asset_id"), asset_id)).as_py() or 0)
+
+    # --- ingest ------------------------------------------------------------------------------
+    def append_ingested(
+        self,
+        batch: ReadingBatch,
+        seen: SeenDeltaLike | None = None,
+        quarantine: Sequence[QuarantineEntry] = (),
+        replayed: Sequence[int] = (),
+    ) -> list[int]:
+        """Check everything first, then change everything under one lock: all or nothing."""
+        seqs, digests, expire = seen_rows(seen)
+        with self._lock:
+            start = self._quarantine[-1].id if self._quarantine else 0
+            records = [quarantine_record(e, start + i + 1) for i, e in enumerate(quarantine)]
+            replayed_ids = {int(i) for i in replayed}
+            if len(batch):
+                self._chunks.append(batch.table)
+                self._readings = None
+            for row in seqs:
+                self._seen[(row.source, row.device)] = row
+            for d in digests:
+                self._digests[(d.source, d.digest)] = d
+            if expire is not None:
+                self._digests = {k: d for k, d in self._digests.items() if d.received_ns >= expire}
+            self._quarantine.extend(records)
+            if replayed_ids:
+                self._resolve(replayed_ids, "replayed", time.time_ns())
+        return [r.id for r in records]
+
+    def seen_keys(self, source: str | None = None) -> SeenKeys:
+        with self._lock:
+            seqs = [r for k, r in sorted(self._seen.items()) if source in (None, k[0])]
+            digests = [d for k, d in sorted(self._digests.items()) if source in (None, k[0])]
+        return SeenKeys(seqs=seqs, digests=digests)
+
+    def quarantine(
+        self,
+        after_id: int = 0,
+        reason: str | None = None,
+        twin_id: str | None = None,
+        limit: int = 100,
+        status: QuarantineStatus | None = "open",
+        ids: Sequence[int] | None = None,
+    ) -> list[QuarantineRecord]:
+        wanted = None if ids is None else {int(i) for i in ids}
+        with self._lock:
+            out = [
+                r for r in self._quarantine
+                if r.id > after_id and reason in (None, r.reason) and twin_id in (None, r.twin_id)
+                and status in (None, r.status) and (wanted is None or r.id in wanted)
+            ]
+        return out[: max(int(limit), 0)]
+
+    def count_quarantine(
+        self, reason: str | None = None, status: QuarantineStatus | None = "open"
+    ) -> int:
+        with self._lock:
+            return sum(
+                1 for r in self._quarantine if reason in (None, r.reason) and status in (None, r.status)
+            )
+
+    def _resolve(self, ids: set[int], outcome: QuarantineStatus, resolved_ns: int) -> int:
+        changed = 0
+        for i, r in enumerate(self._quarantine):
+            if r.id in ids and r.status == "open":
+                self._quarantine[i] = replace(r, status=outcome, resolved_ns=resolved_ns)
+                changed += 1
+        return changed
+
+    def resolve_quarantine(
+        self, ids: Sequence[int], outcome: QuarantineStatus, resolved_ns: int | None = None
+    ) -> int:
+        check_outcome(outcome)
+        with self._lock:
+            return self._resolve({int(i) for i in ids}, outcome, resolved_ns or time.time_ns())
+
+    def update_quarantine(self, updates: Mapping[int, tuple[str, str]]) -> None:
+        with self._lock:
+            for i, r in enumerate(self._quarantine):
+                if r.id in updates and r.status == "open":
+                    reason, message = updates[r.id]
+                    self._quarantine[i] = replace(
+                        r, reason=str(reason), message=str(message), attempts=r.attempts + 1
+                    )
 
     # --- twins and relationships ------------------------------------------------------------
     def _current(self, twin_id: str) -> Twin | None:
