@@ -6,7 +6,10 @@ typical inputs ``(n, len(model.inputs))`` (or pass ``None`` for uniform [0, 1]).
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +39,31 @@ def tank_inputs(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(0.0, 400.0, (n, 2))
 
 
+@functools.cache
+def _thermal_fmu() -> Path:
+    """The C-source thermal-mass FMU in tests/fixtures/fmu, compiled once per session (~1 s)."""
+    from twinloop.physics.fmu import build_fmu
+
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "fmu" / "thermal"
+    return build_fmu(source, tempfile.mkdtemp(prefix="twinloop-fmu-"))
+
+
+def thermal_fmu() -> PhysicsModel:
+    pytest.importorskip("fmpy")
+    from twinloop.physics.fmu import FmuModel
+
+    return FmuModel(_thermal_fmu(), max_step_s=600.0)
+
+
+def thermal_inputs(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Heating power up to 5 kW and ambient -10 … 40 °C."""
+    return np.stack([rng.uniform(0.0, 5000.0, n), rng.uniform(-10.0, 40.0, n)], axis=1)
+
+
 MODELS: list[tuple[Callable[[], PhysicsModel], MakeInputs | None]] = [
     (PumpUnitModel, pump_unit_inputs),
     (TankModel, tank_inputs),
+    (thermal_fmu, thermal_inputs),
 ]
 
 

@@ -27,7 +27,10 @@ def twin_state(twin_id: str, runtime: RuntimeDep, _: Reader) -> TwinStatePublic:
                            ts=ns_to_datetime(c.ts_ns).isoformat())
         for c in runtime.state.latest(twin_id)
     ]
+    conn = runtime.connections.for_twin(twin_id)
     return TwinStatePublic(id=twin.id, type_id=twin.type_id, revision=twin.revision,
+                           status=runtime.connections.twin_status(twin_id),
+                           connection=conn.name if conn else None,
                            reported=twin.reported, desired=twin.desired, channels=channels)
 
 

@@ -97,6 +97,8 @@ class TwinStatePublic(BaseModel):
     id: str
     type_id: str
     revision: int
+    status: str = Field("unknown", description="online / offline / unknown: the connection's availability")
+    connection: str | None = None
     reported: dict[str, Any]
     desired: dict[str, Any]
     channels: list[ChannelStatePublic]

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from twinloop import __version__
-from twinloop.cli import keys_cmd, simulate_cmd, twins_cmd, types_cmd
+from twinloop.cli import calibrate_cmd, keys_cmd, quarantine_cmd, simulate_cmd, twins_cmd, types_cmd
 from twinloop.cli.context import (
     DataDir,
     PlantFile,
@@ -33,7 +33,9 @@ app = typer.Typer(
 app.add_typer(types_cmd.app, name="types")
 app.add_typer(twins_cmd.app, name="twins")
 app.add_typer(keys_cmd.app, name="keys")
+app.add_typer(quarantine_cmd.app, name="quarantine")
 app.command("simulate")(simulate_cmd.simulate)
+app.command("calibrate")(calibrate_cmd.calibrate_twin)
 
 Host = Annotated[str | None, typer.Option(help="bind address [env TWINLOOP_API_HOST]")]
 Port = Annotated[int | None, typer.Option(help="port [env TWINLOOP_API_PORT]")]
@@ -94,7 +96,7 @@ def _serve(rt: Runtime, host: str, port: int) -> None:
                   f"(docs: http://{host}:{port}/docs); Ctrl-C stops", soft_wrap=True)
     sys.stdout.flush()
     try:
-        uvicorn.run(create_app(rt), host=host, port=port, log_level=rt.settings.log_level)
+        uvicorn.run(create_app(rt, ingest=True), host=host, port=port, log_level=rt.settings.log_level)
     finally:
         rt.close()
 

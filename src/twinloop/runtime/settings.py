@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     mapping: Path | None = Field(
         None, description="ingest mapping file; default: mapping.yaml next to the plant file"
     )
+    mqtt_enabled: bool = Field(True, description="ingest over MQTT (and send commands over it)")
     mqtt_url: str | None = Field(
         None, description="broker to ingest from, mqtt(s)://host:port; None starts an embedded broker"
     )

@@ -19,25 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from twinloop.connectors.broker import EmbeddedBroker
-from twinloop.connectors.mqtt_sink import MqttSink
-from twinloop.connectors.mqtt_source import MqttSource
-from twinloop.connectors.opcua_source import OpcUaSource
-from twinloop.connectors.urls import port_open
 from twinloop.core.clock import Clock, SystemClock
 from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
+from twinloop.core.readings import ReadingBatch
 from twinloop.runtime.access import KeyService
 from twinloop.runtime.bus import EventBus
-from twinloop.runtime.connections import CommandDispatcher, ConnectionTable, ManagedSource
-from twinloop.runtime.pipeline import NormalizerLike, Pipeline
+from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
+from twinloop.runtime.estimation_service import EstimationService
+from twinloop.runtime.ingest_service import IngestService
+from twinloop.runtime.ingestion import Ingestion
 from twinloop.runtime.settings import Settings, load_settings
 from twinloop.runtime.state_service import StateService
-from twinloop.runtime.supervisor import Supervisor
 from twinloop.runtime.twin_service import TwinService
 from twinloop.store.factory import open_store
 from twinloop.store.protocol import Store
-from twinloop.twins.graph import TwinGraph
 from twinloop.twins.plant import Plant, load_plant
 from twinloop.twins.registry import TypeRegistry
 
@@ -58,125 +54,6 @@ def example_plant_path(name: str = "pump-station") -> Path:
     )
 
 
-class Ingestion:
-    """What ``Runtime.start`` brings up: broker (embedded unless ``mqtt_url``), supervisors, pipeline, sink.
-
-    Without a mapping file nothing is ingested (a warning says so); commands still go out when there
-    is a plant.
-    """
-
-    def __init__(self, settings: Settings, store: Store, registry: TypeRegistry, graph: TwinGraph,
-                 bus: EventBus, clock: Clock, connections: ConnectionTable, plant: Plant | None) -> None:
-        self.settings = settings
-        self._store, self._registry, self._graph = store, registry, graph
-        self._bus, self._clock, self._connections, self._plant = bus, clock, connections, plant
-        self.broker: EmbeddedBroker | None = None
-        self.mqtt_url: str | None = None
-        self.pipeline: Pipeline | None = None
-        self.supervisors: list[Supervisor] = []
-        self.sink: MqttSink | None = None
-
-    async def start(self) -> None:
-        s = self.settings
-        self.mqtt_url = s.mqtt_url or await asyncio.to_thread(self._start_broker)
-        mapping = s.resolved_mapping
-        if mapping is None:
-            _log.warning("ingestion is off: no mapping file (set TWINLOOP_MAPPING, or put mapping.yaml "
-                         "beside the plant file)")
-        else:
-            self.pipeline = Pipeline(
-                self._store, build_normalizer(mapping, self._registry, self._graph, self._store, self._clock),
-                self._bus, self._clock, graph=self._graph, connections=self._connections,
-                max_batch=s.ingest_batch_size, max_delay_s=s.ingest_batch_ms / 1000, queue_size=max(
-                    s.ingest_queue, s.ingest_batch_size), events_interval_s=s.events_interval_s,
-            )
-            self.pipeline.start()
-            self._supervise("mqtt", "mqtt", self.mqtt_url, self._mqtt_source)
-            for endpoint in s.opcua_endpoints:
-                self._supervise(f"opcua:{endpoint}", "opcua", endpoint,
-                                lambda e=endpoint: self._opcua_source(e))  # type: ignore[misc]
-        if self._plant is not None:
-            self.sink = MqttSink(self.mqtt_url, self._plant.name, timeout=s.command_timeout_s,
-                                 protocol=self._protocol(), **self._mqtt_auth())
-            await self.sink.start()
-
-    async def wait_connected(self, timeout: float = 10.0) -> bool:
-        """True once every connection is up (False after ``timeout``): for tests and readiness checks."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not all(self._connections.get(sup.name).connected for sup in self.supervisors):
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
-
-    async def stop(self) -> None:
-        for sup in self.supervisors:
-            await sup.stop_reading()
-        if self.pipeline is not None:
-            await self.pipeline.stop()  # commits and acks what was queued, over still-open connections
-        for sup in self.supervisors:
-            await sup.close()
-        if self.sink is not None:
-            await self.sink.stop()
-        if self.broker is not None:
-            await asyncio.to_thread(self.broker.stop)
-
-    def _start_broker(self) -> str:
-        port = self.settings.embedded_broker_port
-        if port and port_open("127.0.0.1", port):
-            port = 0
-        self.broker = EmbeddedBroker(port=port).start()
-        _log.info("embedded MQTT broker at %s", self.broker.url)
-        return self.broker.url
-
-    def _supervise(self, name: str, kind: str, url: str, factory: Any) -> None:
-        assert self.pipeline is not None
-        sup = Supervisor(name, factory, self._connections, self.pipeline.offer, kind=kind, url=url)
-        self.pipeline.register_acker(name, sup.ack)
-        self.supervisors.append(sup)
-        sup.start()
-
-    def _protocol(self) -> Any:
-        return self.settings.mqtt_protocol or ("3.1.1" if self.broker is not None else "5")
-
-    def _mqtt_auth(self) -> dict[str, Any]:
-        s = self.settings
-        return {
-            "username": s.mqtt_username,
-            "password": s.mqtt_password.get_secret_value() if s.mqtt_password else None,
-            "ca_file": str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
-            "cert_file": str(s.mqtt_cert_file) if s.mqtt_cert_file else None,
-            "key_file": str(s.mqtt_key_file) if s.mqtt_key_file else None,
-            "tls_insecure": s.mqtt_tls_insecure,
-        }
-
-    def _topics(self) -> list[str]:
-        if self.settings.mqtt_topics:
-            return list(self.settings.mqtt_topics)
-        plant = self._plant.name if self._plant is not None else "+"
-        return [f"twinloop/{plant}/+/telemetry"]
-
-    def _mqtt_source(self) -> ManagedSource:
-        s = self.settings
-        assert self.mqtt_url is not None
-        return MqttSource(self.mqtt_url, self._topics(), name="mqtt", client_id=s.mqtt_client_id,
-                          qos=s.mqtt_qos, protocol=self._protocol(), **self._mqtt_auth())
-
-    def _opcua_source(self, endpoint: str) -> ManagedSource:
-        paths = [f"{twin.id}.{name}" for twin in self._graph.twins()
-                 for name, _ in self._registry.component_channels(twin.type_id)]
-        s = self.settings
-        return OpcUaSource(endpoint, paths, name=f"opcua:{endpoint}", namespace=s.opcua_namespace,
-                           queuesize=s.opcua_queuesize, deadband=s.opcua_deadband, strict=False)
-
-
-def build_normalizer(mapping_path: Path, registry: TypeRegistry, graph: TwinGraph, store: Store,
-                     clock: Clock) -> NormalizerLike:
-    """The ingest normalizer for a mapping file, resuming the dedupe state persisted in ``store``."""
-    raise NotImplementedError  # filled in against twinloop.ingest
-
-
 @dataclass
 class Runtime:
     """A running twinloop: store, asset types, twin graph, services, bus."""
@@ -189,11 +66,14 @@ class Runtime:
     twins: TwinService
     state: StateService
     keys: KeyService
+    ingest: IngestService
+    estimation: EstimationService
     plant: Plant | None = None
     bootstrap_token: str | None = field(default=None, repr=False)
     connections: ConnectionTable = field(default_factory=lambda: ConnectionTable(SystemClock()))
     ingestion: Ingestion | None = field(default=None, repr=False)
     _dispatcher: CommandDispatcher | None = field(default=None, repr=False)
+    _failing: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -214,6 +94,8 @@ class Runtime:
                 settings=settings, store=store, registry=registry, bus=bus, clock=clock,
                 twins=twins, state=StateService(store, twins, bus, clock),
                 keys=KeyService(store, clock), plant=plant, connections=ConnectionTable(clock),
+                ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
+                estimation=EstimationService(store, twins),
             )
             if plant is not None and not store.get_meta("seeded"):
                 runtime.seed(plant)
@@ -249,9 +131,25 @@ class Runtime:
                               self.clock, self.connections, self.plant)
         await ingestion.start()
         self.ingestion = ingestion
+        if ingestion.pipeline is not None:
+            ingestion.pipeline.on_commit(self._after_commit)
         if ingestion.sink is not None:
             self._dispatcher = CommandDispatcher(ingestion.sink, self.store, self.bus, self.twins.graph,
                                                  self.clock, asyncio.get_running_loop())
+
+    def _after_commit(self, batch: ReadingBatch, committed_ns: int) -> None:
+        """Feed committed readings to the live analytics; one failing stage never stops ingestion."""
+        for name, update in (("estimation", self.estimation.update),):
+            try:
+                update(batch)
+            except Exception:  # noqa: BLE001 - logged with its trace, ingestion goes on
+                if name not in self._failing:
+                    _log.exception("%s update failed; ingestion goes on", name)
+                    self._failing.add(name)
+            else:
+                if name in self._failing:
+                    _log.info("%s updates recovered", name)
+                    self._failing.discard(name)
 
     async def stop(self) -> None:
         """Stop reading, commit and acknowledge what is queued, then disconnect; idempotent."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 

@@ -140,10 +140,10 @@ def test_migration_hook_runs_forward(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ran.append(1)
         con.execute("ALTER TABLE readings ADD COLUMN source VARCHAR")
 
-    monkeypatch.setattr(duckdb_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(duckdb_schema.MIGRATIONS, 1, to_v2)
+    monkeypatch.setattr(duckdb_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(duckdb_schema.MIGRATIONS, 2, to_v2)
     store = DuckDBStore(path)
-    assert ran == [1] and store.get_meta("schema_version") == "2"
+    assert ran == [1] and store.get_meta("schema_version") == "3"
     store.close()
     DuckDBStore(path).close()  # already at 2: the migration does not run again
     assert ran == [1]
