@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop import __version__
-from twinloop.cli import calibrate_cmd, keys_cmd, quarantine_cmd, simulate_cmd, twins_cmd, types_cmd
+from twinloop.cli import calibrate_cmd, demo_cmd, keys_cmd, quarantine_cmd, simulate_cmd, twins_cmd, types_cmd
 from twinloop.cli.context import (
     DataDir,
     PlantFile,
@@ -36,6 +33,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("calibrate")(calibrate_cmd.calibrate_twin)
+app.command("demo")(demo_cmd.demo)
 
 Host = Annotated[str | None, typer.Option(help="bind address [env TWINLOOP_API_HOST]")]
 Port = Annotated[int | None, typer.Option(help="port [env TWINLOOP_API_PORT]")]
@@ -75,18 +73,6 @@ def init(
             print_bootstrap_key(rt.bootstrap_token)
 
 
-def _fleet_table(rt: Runtime) -> Table:
-    counts: dict[str, int] = {}
-    for t in rt.twins.graph.twins():
-        counts[t.type_id] = counts.get(t.type_id, 0) + 1
-    table = Table(title=f"{rt.plant.name if rt.plant else 'plant'}: {len(rt.twins.graph)} twins")
-    table.add_column("asset type")
-    table.add_column("twins", justify="right")
-    for type_id, n in sorted(counts.items()):
-        table.add_row(type_id, str(n))
-    return table
-
-
 def _serve(rt: Runtime, host: str, port: int) -> None:
     import uvicorn
 
@@ -115,30 +101,6 @@ def serve(
                                  store_url=store, plant=plant)
         rt = open_runtime(settings)
         print_bootstrap_key(rt.bootstrap_token)
-        _serve(rt, settings.api_host, settings.api_port)
-
-
-@app.command()
-def demo(
-    host: Host = None,
-    port: Port = None,
-    data_dir: Annotated[
-        Path, typer.Option(help="where the demo's throwaway store lives")
-    ] = Path(".twinloop/demo"),
-) -> None:
-    """Load the example pump station into a fresh store and serve it."""
-    with friendly_errors():
-        if data_dir.exists():
-            shutil.rmtree(data_dir)
-        settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
-                                 plant=example_plant_path(), store_url=None)
-        rt = open_runtime(settings)
-        console.print(_fleet_table(rt))
-        print_bootstrap_key(rt.bootstrap_token)
-        base = f"http://{settings.api_host}:{settings.api_port}"
-        auth = f"curl -H 'Authorization: Bearer {rt.bootstrap_token}'"
-        console.print(f"try:\n  {auth} '{base}/twins?type=Pump'\n"
-                      f"  {auth} '{base}/graph/mcc-2/impact'\n", soft_wrap=True)
         _serve(rt, settings.api_host, settings.api_port)
 
 

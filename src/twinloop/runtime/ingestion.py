@@ -60,7 +60,8 @@ class Ingestion:
             _log.warning("ingestion is off: no mapping file (set TWINLOOP_MAPPING, or put mapping.yaml "
                          "beside the plant file)")
         else:
-            normalizer = build_normalizer(mapping, self._registry, self._graph, self._store, self._clock)
+            normalizer = build_normalizer(mapping, self._registry, self._graph, self._store, self._clock,
+                                          s.ingest_max_future_s)
             self._mapping = getattr(normalizer, "mapping", None)
             self.pipeline = Pipeline(
                 self._store, normalizer,
@@ -158,13 +159,14 @@ class Ingestion:
 
 
 def build_normalizer(mapping_path: Path, registry: TypeRegistry, graph: TwinGraph, store: Store,
-                     clock: Clock) -> NormalizerLike:
+                     clock: Clock, max_future_s: float = 300.0) -> NormalizerLike:
     """The ingest normalizer for a mapping file, resuming the dedupe state persisted in ``store``."""
     from twinloop.ingest.mapping import load_mapping
-    from twinloop.ingest.normalizer import Normalizer
+    from twinloop.ingest.normalizer import NormalizePolicy, Normalizer
 
+    policy = NormalizePolicy(max_future_ns=int(max_future_s * 1e9))
     normalizer = Normalizer(load_mapping(mapping_path), registry,
-                            {t.id: t.type_id for t in graph.twins()}, clock)
+                            {t.id: t.type_id for t in graph.twins()}, clock, policy)
     normalizer.load_seen(store.seen_keys())
     return normalizer
 

@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     ingest_batch_ms: float = Field(20.0, gt=0, description="a micro-batch waits at most this long")
     ingest_queue: int = Field(50_000, ge=1, description="messages queued before sources wait")
     events_interval_s: float = Field(1.0, gt=0, description="ReadingsApplied per twin at most this often")
+    ingest_max_future_s: float = Field(
+        300.0, gt=0, description="readings stamped further ahead of the clock than this are rejected "
+        "(raise it for simulators running faster than real time)"
+    )
     command_timeout_s: float = Field(10.0, gt=0, description="how long a command waits for its ack")
 
     @field_validator("log_level")
