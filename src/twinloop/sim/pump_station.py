@@ -34,7 +34,7 @@ from twinloop.sim.environment import Environment
 from twinloop.sim.faults import Fault, FaultSchedule
 from twinloop.sim.plant import CommandResult, DeviceSpec, Sample
 from twinloop.sim.pump_station_commands import CommandMixin
-from twinloop.sim.pump_station_layout import PUMP_CHANNELS, devices, noise_table, pumps
+from twinloop.sim.pump_station_layout import PUMP_CHANNELS, devices, noise_table, non_negative_mask, pumps
 
 RHO = 998.0  # kg/m**3, raw water
 SUCTION_ELEVATION_M = 1.0  # tank floor above the pump suction flange
@@ -75,6 +75,7 @@ class PumpStationPlant(CommandMixin):
             for j, c in enumerate(d.channels)
         }
         self._noise_abs, self._noise_rel = noise_table(self._devices)
+        self._non_negative = non_negative_mask(self._devices)
         self._rng = np.random.default_rng([seed, 1])
         self.faults = faults if faults is not None else FaultSchedule(seed=seed)
         for f in self.faults.faults:
@@ -334,6 +335,7 @@ class PumpStationPlant(CommandMixin):
         v = self._true_values()
         if self.noise:
             v = v + (self._noise_abs + self._noise_rel * np.abs(v)) * self._rng.standard_normal(v.size)
+            v[self._non_negative] = np.maximum(v[self._non_negative], 0.0)
         v = self.faults.apply_sensor_faults(self._t, v, lambda d, c: self._col.get((d, c)))
         offline = self.faults.offline(self._t)
         online = np.array([d.id not in offline for d in self._devices])

@@ -70,6 +70,15 @@ NOISE: dict[str, tuple[float, float]] = {
     "active_power": (0.3, 0.003),
 }
 
+#: Quantities a healthy instrument never reports below zero (an RMS, a flow through a non-return
+#: valve, a speed, a power draw): noise is clipped there, as transmitters do at their range floor.
+NON_NEGATIVE = frozenset({
+    "flow", "speed", "power", "motor.current", "motor.voltage", "motor.vibration_rms",
+    "motor.power_factor", "bearing.vibration_rms", "bearing.defect_band_energy", "valve.opening",
+    "header_flow", "total_power", "outlet_flow", "level", "volume", "voltage", "frequency", "current",
+    "active_power",
+})
+
 FAULT_COMMANDS = (
     CommandSpec(
         "injectFault",
@@ -149,6 +158,11 @@ def devices(lines: tuple[str, ...], pump_list: tuple[PumpInfo, ...]) -> tuple[De
     )
 
 
+def non_negative_mask(device_list: tuple[DeviceSpec, ...]) -> np.ndarray:
+    """True for flat channel columns that `NON_NEGATIVE` says never read below zero."""
+    return np.array([c.name in NON_NEGATIVE for d in device_list for c in d.channels])
+
+
 def noise_table(device_list: tuple[DeviceSpec, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Absolute and relative noise std per flat channel column, in publishing order."""
     pairs = [NOISE[c.name] for d in device_list for c in d.channels]
@@ -161,6 +175,7 @@ __all__ = [
     "LINE_CHANNELS",
     "MCC_CHANNELS",
     "NOISE",
+    "NON_NEGATIVE",
     "PUMP_CHANNELS",
     "PUMP_COMMANDS",
     "REQUIRED_ARGS",
@@ -169,5 +184,6 @@ __all__ = [
     "PumpInfo",
     "devices",
     "noise_table",
+    "non_negative_mask",
     "pumps",
 ]

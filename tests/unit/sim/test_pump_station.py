@@ -272,3 +272,17 @@ def test_scheduled_faults_wait_for_their_start_and_settling_does_not_wear() -> N
         plant.step(600)
     assert plant.ground_truth()["failures"][0]["device"] == "pump-C2"
     assert plant.ground_truth()["failures"][0]["t_s"] > 600.0
+
+
+def test_stopped_pumps_never_report_negative_flow_speed_power_or_vibration():
+    plant = PumpStationPlant(seed=3)
+    spec = {d.id: d for d in plant.devices}
+    for _ in range(200):
+        plant.step(1.0)
+        sample = plant.sample()
+        for dev, values in zip(plant.devices, sample.values, strict=True):
+            if not dev.id.startswith("pump-"):
+                continue
+            names = [c.name for c in spec[dev.id].channels]
+            for name in ("flow", "speed", "power", "bearing.vibration_rms", "motor.vibration_rms"):
+                assert values[names.index(name)] >= 0.0, (dev.id, name)
