@@ -15,6 +15,7 @@ from twinloop.api import (
     routes_events,
     routes_graph,
     routes_ingest,
+    routes_rul,
     routes_state,
     routes_twins,
 )
@@ -59,6 +60,7 @@ def create_app(runtime: Runtime, *, ingest: bool = False) -> FastAPI:
     app.include_router(routes_connections.router)
     app.include_router(routes_ingest.router)
     app.include_router(routes_estimate.router)
+    app.include_router(routes_rul.router)
     return app
 
 

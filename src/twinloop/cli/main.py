@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from twinloop import __version__
-from twinloop.cli import calibrate_cmd, demo_cmd, keys_cmd, quarantine_cmd, simulate_cmd, twins_cmd, types_cmd
+from twinloop.cli import (
+    calibrate_cmd,
+    demo_cmd,
+    keys_cmd,
+    quarantine_cmd,
+    rul_cmd,
+    simulate_cmd,
+    twins_cmd,
+    types_cmd,
+)
 from twinloop.cli.context import (
     DataDir,
     PlantFile,
@@ -31,6 +40,7 @@ app.add_typer(types_cmd.app, name="types")
 app.add_typer(twins_cmd.app, name="twins")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(quarantine_cmd.app, name="quarantine")
+app.add_typer(rul_cmd.app, name="rul")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("calibrate")(calibrate_cmd.calibrate_twin)
 app.command("demo")(demo_cmd.demo)

@@ -29,6 +29,7 @@ from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.estimation_service import EstimationService
 from twinloop.runtime.ingest_service import IngestService
 from twinloop.runtime.ingestion import Ingestion
+from twinloop.runtime.rul_service import RulService
 from twinloop.runtime.settings import Settings, load_settings
 from twinloop.runtime.state_service import StateService
 from twinloop.runtime.twin_service import TwinService
@@ -69,6 +70,7 @@ class Runtime:
     ingest: IngestService
     estimation: EstimationService
     plant: Plant | None = None
+    rul: RulService | None = None
     bootstrap_token: str | None = field(default=None, repr=False)
     connections: ConnectionTable = field(default_factory=lambda: ConnectionTable(SystemClock()))
     ingestion: Ingestion | None = field(default=None, repr=False)
@@ -97,6 +99,8 @@ class Runtime:
                 ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
                 estimation=EstimationService(store, twins),
             )
+            runtime.rul = RulService(store, twins, bus, clock)
+            runtime.rul.attach()
             if plant is not None and not store.get_meta("seeded"):
                 runtime.seed(plant)
             runtime.bootstrap_token = runtime.keys.bootstrap()
