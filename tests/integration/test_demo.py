@@ -67,7 +67,7 @@ def test_demo_mirrors_the_simulated_plant_live(demo):
     deadline = time.monotonic() + 60
     channels: dict = {}
     while time.monotonic() < deadline:
-        state = httpx.get(f"{base}/twins/pump-A1/state", headers=admin).json()
+        state = httpx.get(f"{base}/twins/pump-A1/state", headers=admin, timeout=30).json()
         channels = {c["channel"]: c for c in state["channels"]}
         if {"flow", "bearing.temperature", "motor.current"} <= set(channels):
             break

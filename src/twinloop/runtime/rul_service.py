@@ -12,6 +12,8 @@ twins get the physics-based bearing prognoser, which needs no training data.
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +63,9 @@ def default_prognosers() -> dict[str, TwinPrognoser]:
     return {"Pump": PumpPhysicsTwinPrognoser()}
 
 
+_log = logging.getLogger(__name__)
+
+
 class RulService:
     """Computes, stores and answers RUL per twin (see the module docstring)."""
 
@@ -78,6 +83,9 @@ class RulService:
         self._min_interval_ns = int(min_interval_s * 1e9)
         self._latest: dict[str, RulUpdated] = {}
         self._lock = threading.Lock()
+        self._queue: queue.Queue[str | None] | None = None
+        self._pending: set[str] = set()
+        self._worker: threading.Thread | None = None
 
     # --- computing ----------------------------------------------------------------------------
     def supports(self, twin_id: str) -> bool:
@@ -144,6 +152,16 @@ class RulService:
             last = self._latest.get(twin_id)
         if last is not None and event.ts_ns - last.ts_ns < self._min_interval_ns:
             return
+        if self._queue is not None:
+            with self._lock:
+                if twin_id in self._pending:
+                    return
+                self._pending.add(twin_id)
+            self._queue.put(twin_id)
+            return
+        self._compute(twin_id)
+
+    def _compute(self, twin_id: str) -> None:
         try:
             if self.supports(twin_id):
                 self.update(twin_id)
@@ -151,8 +169,39 @@ class RulService:
             pass  # not enough data yet (e.g. a stopped pump): the next readings try again
 
     def attach(self) -> None:
-        """Recompute live as readings are applied."""
+        """Recompute live as readings are applied (in the publisher's thread until `run_in_background`)."""
         self._bus.on_event(self.on_event)
+
+    def run_in_background(self) -> None:
+        """From now on recompute on a worker thread: a prognosis takes up to a second per twin, and
+        live ingestion and the API must never wait for it."""
+        if self._worker is not None:
+            return
+        self._queue = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="rul-service", daemon=True)
+        self._worker.start()
+
+    def stop_background(self, timeout_s: float = 5.0) -> None:
+        """Finish the prognosis under way and go back to computing in the publisher's thread."""
+        worker, q = self._worker, self._queue
+        if worker is None or q is None:
+            return
+        q.put(None)
+        worker.join(timeout_s)
+        self._worker, self._queue = None, None
+        with self._lock:
+            self._pending.clear()
+
+    def _work(self) -> None:
+        q = self._queue
+        assert q is not None
+        while (twin_id := q.get()) is not None:
+            with self._lock:
+                self._pending.discard(twin_id)
+            try:
+                self._compute(twin_id)
+            except Exception:  # noqa: BLE001 - one bad prognosis must not end live RUL
+                _log.exception("RUL update of %s failed", twin_id)
 
     # --- answering ----------------------------------------------------------------------------
     def get(self, twin_id: str) -> RulUpdated:

@@ -131,6 +131,8 @@ class Runtime:
         """Start ingestion and command dispatch in the running loop (no-op when ``ingest`` is off)."""
         if not self.settings.ingest or self.ingestion is not None:
             return
+        if self.rul is not None:
+            self.rul.run_in_background()
         ingestion = Ingestion(self.settings, self.store, self.registry, self.twins.graph, self.bus,
                               self.clock, self.connections, self.plant)
         await ingestion.start()
@@ -163,6 +165,8 @@ class Runtime:
         ingestion, self.ingestion = self.ingestion, None
         if ingestion is not None:
             await ingestion.stop()
+        if self.rul is not None:
+            await asyncio.to_thread(self.rul.stop_background)
 
     def close(self) -> None:
         self.store.close()
