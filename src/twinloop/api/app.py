@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from twinloop import __version__
 from twinloop.api import (
     routes_admin,
+    routes_alerts,
     routes_connections,
     routes_estimate,
     routes_events,
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime, *, ingest: bool = False) -> FastAPI:
     app.include_router(routes_ingest.router)
     app.include_router(routes_estimate.router)
     app.include_router(routes_rul.router)
+    app.include_router(routes_alerts.router)
     return app
 
 

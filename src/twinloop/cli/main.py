@@ -9,6 +9,7 @@ import typer
 
 from twinloop import __version__
 from twinloop.cli import (
+    alerts_cmd,
     calibrate_cmd,
     demo_cmd,
     keys_cmd,
@@ -41,6 +42,7 @@ app.add_typer(twins_cmd.app, name="twins")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.add_typer(rul_cmd.app, name="rul")
+app.add_typer(alerts_cmd.app, name="alerts")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("calibrate")(calibrate_cmd.calibrate_twin)
 app.command("demo")(demo_cmd.demo)

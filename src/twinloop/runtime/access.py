@@ -31,6 +31,7 @@ PERMISSIONS: dict[str, Role] = {
     "readings:write": "operator",
     "twins:desired": "operator",
     "twins:command": "operator",
+    "alerts:manage": "operator",
     "twins:write": "engineer",
     "quarantine:manage": "engineer",
     "keys:manage": "admin",

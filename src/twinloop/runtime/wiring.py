@@ -24,6 +24,7 @@ from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
 from twinloop.core.readings import ReadingBatch
 from twinloop.runtime.access import KeyService
+from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.estimation_service import EstimationService
@@ -71,6 +72,7 @@ class Runtime:
     estimation: EstimationService
     plant: Plant | None = None
     rul: RulService | None = None
+    alerts: AlertService | None = None
     bootstrap_token: str | None = field(default=None, repr=False)
     connections: ConnectionTable = field(default_factory=lambda: ConnectionTable(SystemClock()))
     ingestion: Ingestion | None = field(default=None, repr=False)
@@ -99,6 +101,7 @@ class Runtime:
                 ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
                 estimation=EstimationService(store, twins),
             )
+            runtime.alerts = AlertService(store, twins, bus, clock)
             runtime.rul = RulService(store, twins, bus, clock)
             runtime.rul.attach()
             if plant is not None and not store.get_meta("seeded"):

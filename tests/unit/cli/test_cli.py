@@ -14,7 +14,8 @@ def run(*args: str):
 
 
 def test_every_command_has_help():
-    for args in ([], ["types"], ["twins"], ["keys"], ["init"], ["serve"], ["demo"],
+    for args in ([], ["types"], ["twins"], ["keys"], ["init"], ["serve"], ["demo"], ["alerts"],
+                 ["quarantine"], ["rul"], ["simulate"], ["calibrate"],
                  ["types", "validate"], ["types", "import-dtdl"], ["types", "export-dtdl"],
                  ["twins", "list"], ["twins", "show"], ["keys", "create"]):
         r = run(*args, "--help")

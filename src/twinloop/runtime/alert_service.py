@@ -1,0 +1,259 @@
+"""Alerts of the running twinloop: learn normal per twin, raise from detector scores, dedupe, ack, resolve.
+
+The store's event log is the only record: raising appends `AlertRaised` (or `AlertRepeated` for a
+duplicate), acknowledging and resolving append their events, and the current alerts are folded
+from those events (`twinloop.analytics.alerts.materialize`), incrementally by sequence number, so
+several processes over one store agree. Every change is audited and published on the bus.
+
+Detectors are chosen per asset type (`detector_for_type` with ``specs``), learned per twin from
+a period of normal history, and kept in memory with their calibrated threshold and alarm state.
+`evaluate` scores the history since the last evaluation (with enough earlier rows for the
+detector's trailing features), so a stream checked every few seconds sees each episode once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from twinloop.analytics.alerts import (
+    ALERT_EVENT_KINDS,
+    Alert,
+    AlertAcknowledged,
+    AlertRaised,
+    AlertRepeated,
+    AlertResolved,
+    Finding,
+    check_transition,
+    findings,
+    materialize,
+    new_alert_id,
+)
+from twinloop.analytics.anomaly import ChannelFrame, Detector, crossval_scores, detector_for_type
+from twinloop.analytics.thresholds import AlarmState, QuantileThreshold
+from twinloop.core.clock import Clock
+from twinloop.core.errors import ConflictError, NotFoundError, ValidationError
+from twinloop.core.events import Event
+from twinloop.runtime.bus import EventBus
+from twinloop.runtime.twin_service import TwinService
+from twinloop.store.protocol import AuditRecord, Store
+
+SYSTEM_ACTOR = "system:anomaly"
+#: How the alarm level is set from a twin's normal scores unless the caller says otherwise: twice
+#: as far from the normal median as the 99.5th percentile of out-of-sample normal scores, held
+#: for 6 rows; an alert costs a person's attention, so the level sits well clear of normal tails.
+DEFAULT_THRESHOLD: dict[str, Any] = {
+    "quantile": 0.995, "margin": 1.0, "hysteresis": 0.5, "min_on": 6, "min_off": 6,
+}
+
+
+@dataclass
+class TwinModel:
+    """A twin's learned detector, its threshold, and where evaluation has got to."""
+
+    detector: Detector
+    threshold: QuantileThreshold
+    channels: tuple[str, ...]
+    period_ns: int | None
+    state: AlarmState = field(default_factory=AlarmState)
+    cursor_ns: int | None = None
+
+
+class AlertService:
+    """Raise, deduplicate, acknowledge and resolve alerts; list them from the event log."""
+
+    def __init__(
+        self,
+        store: Store,
+        twins: TwinService,
+        bus: EventBus,
+        clock: Clock,
+        specs: Mapping[str, Any] | None = None,
+        threshold: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._store = store
+        self._twins = twins
+        self._bus = bus
+        self._clock = clock
+        self._specs = dict(specs or {})
+        self._threshold = dict(threshold or DEFAULT_THRESHOLD)
+        self._lock = threading.RLock()
+        self._alerts: dict[str, Alert] = {}
+        self._seq = 0
+        self._models: dict[str, TwinModel] = {}
+
+    # --- reading -----------------------------------------------------------------------------------
+    def _refresh(self) -> dict[str, Alert]:
+        """Fold alert events appended since the last call (by any process) into the cache."""
+        with self._lock:
+            while True:
+                records = self._store.events(after_seq=self._seq, kinds=list(ALERT_EVENT_KINDS), limit=1000)
+                if not records:
+                    break
+                self._alerts = materialize((r.event for r in records), self._alerts)
+                self._seq = records[-1].seq
+            return self._alerts
+
+    def list(
+        self, state: str | None = None, twin_id: str | None = None, severity: str | None = None
+    ) -> list[Alert]:
+        """Alerts, newest first, filtered by state, twin and severity."""
+        if state is not None and state not in ("open", "acknowledged", "resolved", "active"):
+            raise ValidationError(f"unknown alert state {state!r}",
+                                  hint="use open, acknowledged, resolved, or active (open + acknowledged)")
+        alerts = list(self._refresh().values())
+        out = [
+            a for a in alerts
+            if (state is None or a.state == state or (state == "active" and a.state != "resolved"))
+            and (twin_id is None or a.twin_id == twin_id)
+            and (severity is None or a.severity == severity)
+        ]
+        return sorted(out, key=lambda a: (a.raised_ns, a.alert_id), reverse=True)
+
+    def get(self, alert_id: str) -> Alert:
+        alert = self._refresh().get(alert_id)
+        if alert is None:
+            raise NotFoundError(f"no alert {alert_id!r}", hint="list alerts with GET /alerts")
+        return alert
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def raise_finding(self, finding: Finding, *, actor: str = SYSTEM_ACTOR, message: str = "") -> Alert:
+        """Raise an alert for a finding, or count it as a repeat of the matching unresolved one."""
+        with self._lock:
+            self._twins.get(finding.twin_id)
+            key = (finding.twin_id, finding.detector, finding.channels[0] if finding.channels else "")
+            active = self.list(state="active", twin_id=finding.twin_id)
+            match = next((a for a in active if a.fingerprint == key), None)
+            now = self._clock.now_ns()
+            event: Event
+            if match is not None:
+                event = AlertRepeated(
+                    twin_id=finding.twin_id, revision=self._revision(finding.twin_id), ts_ns=now,
+                    alert_id=match.alert_id, score=finding.peak_score, severity=finding.severity,
+                )
+                action, alert_id = "alert.repeat", match.alert_id
+            else:
+                alert_id = new_alert_id()
+                text = message or (
+                    f"{finding.detector} score {finding.peak_score:.3g} above {finding.level:.3g} on "
+                    f"{finding.twin_id}, driven by {', '.join(finding.channels) or 'no single channel'}"
+                )
+                event = AlertRaised(
+                    twin_id=finding.twin_id, revision=self._revision(finding.twin_id), ts_ns=now,
+                    alert_id=alert_id, detector=finding.detector, severity=finding.severity,
+                    score=finding.peak_score, level=finding.level, channels=list(finding.channels),
+                    attributions=dict(finding.attributions), started_ns=finding.start_ns, message=text,
+                )
+                action = "alert.raise"
+            self._record(event, actor, action, alert_id, {"severity": finding.severity,
+                                                          "channels": list(finding.channels)})
+            return self.get(alert_id)
+
+    def acknowledge(self, alert_id: str, *, actor: str, note: str = "") -> Alert:
+        """Mark an open alert as seen and owned by ``actor``."""
+        return self._transition(alert_id, "acknowledged", actor, note)
+
+    def resolve(self, alert_id: str, *, actor: str, reason: str = "") -> Alert:
+        """Close an open or acknowledged alert."""
+        return self._transition(alert_id, "resolved", actor, reason)
+
+    def _transition(self, alert_id: str, to: str, actor: str, text: str) -> Alert:
+        if len(text) > 1000:
+            raise ValidationError("a note or reason may have at most 1000 characters")
+        with self._lock:
+            alert = self.get(alert_id)
+            check_transition(alert, to)  # type: ignore[arg-type]
+            now = self._clock.now_ns()
+            rev = self._revision(alert.twin_id)
+            event: Event
+            if to == "acknowledged":
+                event = AlertAcknowledged(twin_id=alert.twin_id, revision=rev, ts_ns=now, alert_id=alert_id,
+                                          actor=actor, note=text)
+            else:
+                event = AlertResolved(twin_id=alert.twin_id, revision=rev, ts_ns=now, alert_id=alert_id,
+                                      actor=actor, reason=text)
+            self._record(event, actor, f"alert.{'ack' if to == 'acknowledged' else 'resolve'}", alert_id,
+                         {"text": text} if text else {})
+            return self.get(alert_id)
+
+    # --- detection ---------------------------------------------------------------------------------
+    def learn(
+        self,
+        twin_id: str,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        period_ns: int | None = None,
+        frame: ChannelFrame | None = None,
+    ) -> TwinModel:
+        """Learn a twin's normal operation from its stored history in ``[start, end)`` (or ``frame``).
+
+        ``period_ns`` puts readings on a regular grid, so missing readings and silence count.
+        """
+        twin = self._twins.get(twin_id)
+        channels = tuple(name for name, _ in self._twins.registry.component_channels(twin.type_id))
+        if frame is None:
+            frame = self._frame(twin_id, channels, start_ns, end_ns, period_ns)
+        if len(frame) == 0:
+            raise ValidationError(f"no readings of {twin_id} to learn from",
+                                  hint="record normal operation first, or widen the period")
+        detector = detector_for_type(twin.type_id, self._specs).learn(frame)
+        threshold = QuantileThreshold(**self._threshold).calibrate(crossval_scores(detector, frame))
+        model = TwinModel(detector, threshold, frame.channels, period_ns, cursor_ns=int(frame.ts_ns[-1]))
+        with self._lock:
+            self._models[twin_id] = model
+        return model
+
+    def evaluate(
+        self, twin_id: str, end_ns: int | None = None, frame: ChannelFrame | None = None
+    ) -> list[Alert]:
+        """Score a twin's readings since its last evaluation; raise (or repeat) an alert per episode."""
+        model = self._models.get(twin_id)
+        if model is None:
+            raise ConflictError(f"no detector has learned {twin_id} yet",
+                                hint="learn normal operation first (AlertService.learn)")
+        history = int(getattr(model.detector, "history_rows", 0))
+        if frame is None:
+            start = None
+            if model.cursor_ns is not None and model.period_ns:
+                start = model.cursor_ns - (history + 1) * model.period_ns
+            frame = self._frame(twin_id, model.channels, start, end_ns, model.period_ns)
+        new = frame.ts_ns > (model.cursor_ns if model.cursor_ns is not None else np.iinfo(np.int64).min)
+        if not new.any():
+            return []
+        scores, attributions = model.detector.score(frame)
+        first = int(np.argmax(new))
+        was_on = model.state.on
+        mask, model.state = model.threshold.apply(scores[first:], model.state)
+        model.cursor_ns = int(frame.ts_ns[-1])
+        found = findings(twin_id, model.detector.name, frame.ts_ns[first:], scores[first:],
+                         attributions[first:], mask, frame.channels, model.threshold.level_,
+                         model.threshold.median_)
+        if was_on and found and found[0].start_ns == int(frame.ts_ns[first]):
+            found = found[1:]  # the episode already alerted on continues
+        return [self.raise_finding(f) for f in found]
+
+    def _frame(self, twin_id: str, channels: Sequence[str], start_ns: int | None, end_ns: int | None,
+               period_ns: int | None) -> ChannelFrame:
+        batch = self._store.history(twin_id, list(channels), start_ns, end_ns, None)
+        frame = ChannelFrame.from_readings(batch, asset_id=twin_id, channels=channels)
+        if period_ns:
+            frame = frame.on_grid(period_ns, start_ns, end_ns - 1 if end_ns is not None else None)
+        return frame
+
+    # --- internals ---------------------------------------------------------------------------------
+    def _revision(self, twin_id: str) -> int:
+        graph = self._twins.graph
+        return graph.get(twin_id).revision if twin_id in graph else 0
+
+    def _record(self, event: Event, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        self._store.append_events([event])
+        self._store.append_audit(AuditRecord(ts_ns=event.ts_ns, actor=actor, action=action, target=target,
+                                             detail=detail))
+        self._bus.publish([event])
+
+
+__all__ = ["DEFAULT_THRESHOLD", "SYSTEM_ACTOR", "AlertService", "TwinModel"]
