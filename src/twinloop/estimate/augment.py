@@ -33,6 +33,19 @@ def repeat_rows(a: np.ndarray, times: int) -> np.ndarray:
     return np.repeat(a.T, times, axis=1).T
 
 
+def tile_rows(a: np.ndarray, times: int) -> np.ndarray:
+    """``a`` stacked ``times`` times (row ``s·k + i`` is row ``i``), column-major like `repeat_rows`.
+
+    The layout of sigma points stored twin-axis-last: ``(L, S, k)`` flattened to ``S·k`` rows.
+    """
+    if a.ndim == 1:
+        return np.tile(a, times)
+    k, cols = a.shape
+    out = np.empty((cols, times * k), dtype=a.dtype)
+    out.reshape(cols, times, k)[...] = a.T[:, None, :]
+    return out.T
+
+
 class AugmentedModel:
     """Transition and measurement functions of the augmented state, vectorized over rows."""
 
@@ -56,12 +69,13 @@ class AugmentedModel:
             theta = np.where(self._log, np.log(np.where(self._log, theta, 1.0)), theta)
         return np.concatenate([x, theta], axis=1)
 
-    def parameters(self, z: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """``p`` with the estimated columns taken from ``z`` (a copy; ``p`` is not modified)."""
+    def parameters(self, z: np.ndarray, p: np.ndarray, inplace: bool = False) -> np.ndarray:
+        """``p`` with the estimated columns taken from ``z`` (a copy unless ``inplace``: then ``p`` is
+        a scratch buffer the caller owns and only its estimated columns are overwritten)."""
         if not len(self._pcols):
             return p
         theta = z[:, self.nx:]
-        q = p.copy(order="K")
+        q = p if inplace else p.copy(order="K")
         q[:, self._pcols] = np.where(self._log, np.exp(np.clip(theta, -700.0, 700.0)), theta)
         return q
 
@@ -76,11 +90,19 @@ class AugmentedModel:
         return mean, std
 
     # --- the two functions the filters call ------------------------------------------------------
-    def transition(self, z: np.ndarray, u: np.ndarray, dt: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """``z`` after ``dt[i]`` seconds of constant input ``u[i]``; parameters carry over."""
-        q = self.parameters(z, p)
+    def transition(
+        self, z: np.ndarray, u: np.ndarray, dt: np.ndarray, p: np.ndarray, inplace: bool = False
+    ) -> np.ndarray:
+        """``z`` after ``dt[i]`` seconds of constant input ``u[i]``; parameters carry over.
+
+        The result keeps ``z``'s memory order (column-major in, column-major out).
+        """
+        q = self.parameters(z, p, inplace)
         x = z[:, : self.nx]
-        out = z.copy()
+        out = z.copy(order="K")
+        if len(dt) and dt[0] > 0.0 and dt.min() == dt.max():  # a common step: one call, no grouping
+            out[:, : self.nx] = self.model.next_state(x, u, float(dt[0]), q)
+            return out
         steps, group = np.unique(dt, return_inverse=True)
         if len(steps) > MAX_DT_GROUPS:
             # Irregular sampling with many distinct steps: bin them to 1 ms (the model's inputs
@@ -96,10 +118,10 @@ class AugmentedModel:
                 out[rows, : self.nx] = self.model.next_state(x[rows], u[rows], float(step), q[rows])
         return out
 
-    def measure(self, z: np.ndarray, u: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def measure(self, z: np.ndarray, u: np.ndarray, p: np.ndarray, inplace: bool = False) -> np.ndarray:
         """What the measured channels should read in augmented state ``z``."""
-        y = self.model.output(z[:, : self.nx], u, self.parameters(z, p))
-        return y[:, self._ycols]
+        y = self.model.output(z[:, : self.nx], u, self.parameters(z, p, inplace))
+        return y.T[self._ycols].T  # column-major: one gather, and each channel contiguous
 
 
-__all__ = ["MAX_DT_GROUPS", "AugmentedModel", "repeat_rows"]
+__all__ = ["MAX_DT_GROUPS", "AugmentedModel", "repeat_rows", "tile_rows"]

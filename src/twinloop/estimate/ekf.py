@@ -57,18 +57,18 @@ class ExtendedKalmanFilter(GaussianFilter):
         return out[:, 0, :], np.swapaxes(J, 1, 2)
 
     def _predict(self, rows: np.ndarray, u: np.ndarray, dt: np.ndarray) -> None:
-        z, p = self._z[rows], self.p[rows]
+        (z, P0), p = self._moments(rows), self.p[rows]
         if self.state_jacobian is not None:
             z_next, F = self.aug.transition(z, u, dt, p), self.state_jacobian(z, u, dt, p)
         else:
             z_next, F = self._probe(self.aug.transition, z, u, dt, p)
-        P = F @ self._P[rows] @ np.swapaxes(F, 1, 2)
+        P = F @ P0 @ np.swapaxes(F, 1, 2)
         idx = np.arange(self.aug.size)
         P[:, idx, idx] += self._process_variance(dt)
-        self._z[rows], self._P[rows] = z_next, symmetrize(P)
+        self._put(rows, z_next, symmetrize(P))
 
     def _correct(self, rows: np.ndarray, u: np.ndarray, y: np.ndarray) -> None:
-        z, p, P = self._z[rows], self.p[rows], self._P[rows]
+        (z, P), p = self._moments(rows), self.p[rows]
         if self.output_jacobian is not None:
             y_pred, H = self.aug.measure(z, u, p), self.output_jacobian(z, u, p)
         else:
@@ -83,8 +83,7 @@ class ExtendedKalmanFilter(GaussianFilter):
         H = np.where(present[:, :, None], H, 0.0)
         IKH = np.eye(self.aug.size) - K @ H
         KRKt = (K * np.where(present, R, 0.0)[:, None, :]) @ np.swapaxes(K, 1, 2)
-        self._z[rows] = z + (K @ nu[..., None])[..., 0]
-        self._P[rows] = symmetrize(IKH @ P @ np.swapaxes(IKH, 1, 2) + KRKt)
+        self._put(rows, z + (K @ nu[..., None])[..., 0], symmetrize(IKH @ P @ np.swapaxes(IKH, 1, 2) + KRKt))
         self._record(rows, nu, S, present)
 
 

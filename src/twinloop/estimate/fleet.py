@@ -173,12 +173,16 @@ class FleetEstimator(ABC):
         before = self._snapshot(rows)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             fn(rows, *args)
-        mean, cov = self._moments(rows)
-        broken = ~(np.isfinite(mean).all(axis=1) & np.isfinite(cov).all(axis=(1, 2)))
+        broken = ~self._finite(rows)
         if broken.any():
             self.faults += int(broken.sum())
             self._restore(rows[broken], before, broken)
             self.repairs[rows[broken]] += 1
+
+    def _finite(self, rows: np.ndarray) -> np.ndarray:
+        """True for the rows whose mean and covariance are all finite."""
+        mean, cov = self._moments(rows)
+        return np.isfinite(mean).all(axis=1) & np.isfinite(cov).all(axis=(1, 2))
 
     # --- what comes out ------------------------------------------------------------------------
     def estimate(self) -> FleetEstimate:

@@ -1,10 +1,23 @@
 """Unscented Kalman filter over a fleet: batched sigma points, one model call per step.
 
-Sigma points of all ``k`` twins are stacked into ``k·(2L+1)`` rows and pushed through the model
-in one call (per distinct ``dt``); weighted means and covariances are batched matrix products.
+Sigma points of ``k`` twins are stored twin-axis-last, ``(L, 2L+1, k)``, and pushed through the
+model in one call on ``(2L+1)·k`` column-major rows (per distinct ``dt``). Weighted means,
+covariances, the Cholesky factors and the gain are written out over the small dimensions and
+vectorized over twins (`twinloop.estimate.soa`): with ``L`` = 4…12 that is several times faster
+than batched LAPACK on ``(k, L, L)`` stacks, whose per-matrix overhead dominates.
+
+A large fleet is processed in chunks of about `CHUNK_ROWS` model rows: every temporary then
+stays in the CPU cache and below the allocator's mmap threshold (fresh multi-megabyte arrays
+cost a page fault per 4 KiB), which doubled the throughput on 10 k twins. Twins are independent,
+so chunking changes no number.
+
 Scaled sigma points (van der Merwe) with ``alpha = 1, beta = 2, kappa = 0`` by default: every
 weight is positive, so propagated covariances stay positive semi-definite, and points sit
 ``√L·σ`` from the mean — wide enough to see the curvature of wear-driven outputs.
+
+The parameters of the sigma-point rows (46 columns for the pump) are tiled once and kept while
+the rows and their parameters do not change; each call only overwrites the estimated columns.
+Models must therefore not write into their ``p`` argument (none of the shipped ones does).
 
 >>> from twinloop.physics.tank import TankModel
 >>> from twinloop.estimate.spec import EstimatorSpec
@@ -21,11 +34,17 @@ weight is positive, so propagated covariances stay positive semi-definite, and p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from twinloop.estimate.augment import repeat_rows
-from twinloop.estimate.gaussian import GaussianFilter
+from twinloop.estimate import soa
+from twinloop.estimate.augment import tile_rows
+from twinloop.estimate.gaussian import GaussianFilter, rows_index
 from twinloop.estimate.spec import EstimatorSpec
+
+#: Model rows (sigma points × twins) per chunk; measured best between 8 k and 32 k.
+CHUNK_ROWS = 16_384
 
 
 def merwe_weights(size: int, alpha: float, beta: float, kappa: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -49,44 +68,76 @@ class UnscentedKalmanFilter(GaussianFilter):
         super().__init__(spec)
         self.alpha, self.beta, self.kappa = alpha, beta, kappa
         self._wm, self._wc, self._spread = merwe_weights(self.aug.size, alpha, beta, kappa)
+        self._tiled: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _sigma(self, rows: np.ndarray) -> np.ndarray:
-        """``(k, 2L+1, L)`` sigma points around each row's mean."""
-        L = self._cholesky(rows) * self._spread
-        cols = np.swapaxes(L, 1, 2)  # row j = column j of the factor
-        z = self._z[rows][:, None, :]
-        return np.concatenate([z, z + cols, z - cols], axis=1)
+    def _sigma(self, rows: np.ndarray, z: np.ndarray, P: np.ndarray) -> np.ndarray:
+        """``(L, 2L+1, k)`` sigma points around means ``z`` ``(L, k)`` with covariances ``P``."""
+        C = self._cholesky(rows, P)
+        C *= self._spread
+        size, k = z.shape
+        X = np.empty((size, 2 * size + 1, k))
+        X[:, 0] = z
+        np.add(z[:, None, :], C, out=X[:, 1 : size + 1])  # point j: the mean plus column j
+        np.subtract(z[:, None, :], C, out=X[:, size + 1 :])
+        return X
 
-    def _through(self, fn, X: np.ndarray, *per_row: np.ndarray) -> np.ndarray:  # noqa: ANN001
-        """Apply a row-wise function to all sigma points at once; returns ``(k, S, out)``."""
-        k, s, size = X.shape
-        args = [repeat_rows(a, s) for a in per_row]
-        out = fn(X.reshape(k * s, size), *args)
-        return out.reshape(k, s, -1)
+    def _chunks(self, k: int) -> list[slice]:
+        step = max(1, CHUNK_ROWS // (2 * self.aug.size + 1))
+        return [slice(lo, min(lo + step, k)) for lo in range(0, k, step)]
+
+    def _parameters(self, rows: np.ndarray, times: int) -> np.ndarray:
+        """The rows' parameters tiled over the sigma points, column-major; cached (see above)."""
+        key = (int(rows[0]), len(rows))
+        p = self.p[rows_index(rows, len(self))]
+        cached = self._tiled.get(key)
+        if (cached is None or len(cached[2]) != times * len(rows) or not np.array_equal(cached[0], rows)
+                or not ((cached[1] == p).all() or np.array_equal(cached[1], p, equal_nan=True))):
+            if len(self._tiled) > 256:  # many different row sets: start over
+                self._tiled.clear()
+            cached = self._tiled[key] = (rows.copy(), p.copy(), tile_rows(p, times))
+        return cached[2]
+
+    def _through(self, fn: Callable[..., np.ndarray], X: np.ndarray, rows: np.ndarray,
+                 *per_row: np.ndarray) -> np.ndarray:
+        """A row-wise model function on all sigma points in one call: ``(L, S, k)`` → ``(out, S, k)``."""
+        size, s, k = X.shape
+        flat = X.reshape(size, s * k).T  # column-major rows: each state a contiguous vector
+        args = [tile_rows(a, s) for a in per_row]
+        out = fn(flat, *args, self._parameters(rows, s), inplace=True)
+        return np.ascontiguousarray(out.T).reshape(-1, s, k)
 
     def _predict(self, rows: np.ndarray, u: np.ndarray, dt: np.ndarray) -> None:
-        X = self._sigma(rows)
-        p = self.p[rows]
-        Xf = self._through(lambda z, uu, d, pp: self.aug.transition(z, uu, d, pp), X, u, dt, p)
-        mean = np.einsum("s,ksl->kl", self._wm, Xf)
-        D = Xf - mean[:, None, :]
-        P = np.swapaxes(D * self._wc[None, :, None], 1, 2) @ D
-        idx = np.arange(self.aug.size)
-        P[:, idx, idx] += self._process_variance(dt)
-        self._z[rows], self._P[rows] = mean, P
+        for c in self._chunks(len(rows)):
+            self._predict_chunk(rows[c], u[c], dt[c])
 
     def _correct(self, rows: np.ndarray, u: np.ndarray, y: np.ndarray) -> None:
-        X = self._sigma(rows)
-        Y = self._through(self.aug.measure, X, u, self.p[rows])
-        y_pred = np.einsum("s,ksm->km", self._wm, Y)
-        Dy = Y - y_pred[:, None, :]
-        Dx = X - self._z[rows][:, None, :]
-        Wdy = Dy * self._wc[None, :, None]
-        S = np.swapaxes(Wdy, 1, 2) @ Dy
-        idx = np.arange(y.shape[1])
-        S[:, idx, idx] += self.spec.measurement_std(y_pred) ** 2
-        Pxy = np.swapaxes(Dx, 1, 2) @ Wdy
-        self._apply_gain(rows, y, y_pred, S, Pxy)
+        for c in self._chunks(len(rows)):
+            self._correct_chunk(rows[c], u[c], y[c])
+
+    def _predict_chunk(self, rows: np.ndarray, u: np.ndarray, dt: np.ndarray) -> None:
+        at = rows_index(rows, len(self))
+        X = self._sigma(rows, self._z[:, at], self._P[:, :, at])
+        Xf = self._through(self.aug.transition, X, rows, u, dt)
+        mean = np.einsum("s,lsk->lk", self._wm, Xf)
+        Xf -= mean[:, None, :]
+        P = soa.gram(Xf, self._wc)
+        idx = np.arange(self.aug.size)
+        P[idx, idx] += self._process_variance(dt).T
+        self._z[:, at], self._P[:, :, at] = mean, soa.symmetrize(P)
+
+    def _correct_chunk(self, rows: np.ndarray, u: np.ndarray, y: np.ndarray) -> None:
+        at = rows_index(rows, len(self))
+        z = self._z[:, at]
+        X = self._sigma(rows, z, self._P[:, :, at])
+        Y = self._through(self.aug.measure, X, rows, u)
+        y_pred = np.einsum("s,msk->mk", self._wm, Y)
+        X -= z[:, None, :]
+        Y -= y_pred[:, None, :]
+        Yw = Y * self._wc[None, :, None]
+        Pxy, S = soa.outer(X, Yw), soa.gram(Y, self._wc)
+        idx = np.arange(len(y_pred))
+        S[idx, idx] += self.spec.measurement_std(y_pred.T).T ** 2
+        self._update(rows, y, y_pred, S, Pxy)
 
 
-__all__ = ["UnscentedKalmanFilter", "merwe_weights"]
+__all__ = ["CHUNK_ROWS", "UnscentedKalmanFilter", "merwe_weights"]
