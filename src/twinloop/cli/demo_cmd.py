@@ -31,6 +31,13 @@ from twinloop.runtime.wiring import Runtime, example_plant_path
 
 #: The simulator runs faster than real time, so its readings are stamped in the future.
 DEMO_MAX_FUTURE_S = 400 * 86_400.0
+#: Faults the demo plant suffers (simulated time): twinloop learns normal operation from the first
+#: two hours, then these start and the alerts name the sensors that drove them.
+DEMO_FAULTS = (
+    "bearing_wear:pump-C3:factor=20000,start=2h15m",
+    "drift:pump-A2:channel=bearing.temperature,rate_per_h=6,start=2h15m",
+    "stuck_at:pump-B1:channel=flow,start=2h20m",
+)
 PUMP_COLUMNS = (
     ("flow", "flow m³/h", "{:.0f}"),
     ("discharge_pressure", "p bar", "{:.2f}"),
@@ -60,17 +67,38 @@ def fleet_table(rt: Runtime, started: float) -> Table:
     latest = rt.state.fleet_latest("Pump")
     table = Table(title=f"pump station, mirrored live · {time.monotonic() - started:.0f} s",
                   caption=_caption(rt), expand=False)
+    alerts = _alerts_by_twin(rt)
     table.add_column("pump")
     table.add_column("status")
     for _, header, _ in PUMP_COLUMNS:
         table.add_column(header, justify="right")
+    table.add_column("alert: sensors that drove it")
     for twin in rt.twins.list("Pump"):
         values = latest.get(twin.id, {})
         status = rt.connections.twin_status(twin.id)
         colour = {"online": "green", "offline": "red"}.get(status, "yellow")
         table.add_row(twin.id, f"[{colour}]{status}[/]",
-                      *(_fmt(values.get(ch), pattern) for ch, _, pattern in PUMP_COLUMNS))
+                      *(_fmt(values.get(ch), pattern) for ch, _, pattern in PUMP_COLUMNS),
+                      alerts.get(twin.id, _learning(rt, twin.id)))
     return table
+
+
+def _alerts_by_twin(rt: Runtime) -> dict[str, str]:
+    if rt.alerts is None:
+        return {}
+    out: dict[str, str] = {}
+    for alert in rt.alerts.list(state="active"):
+        if alert.twin_id not in out:
+            drivers = ", ".join(alert.channels[:2])
+            out[alert.twin_id] = f"[bold red]{alert.severity}[/] {drivers}"
+    return out
+
+
+def _learning(rt: Runtime, twin_id: str) -> str:
+    monitor = rt.monitor
+    if monitor is None:
+        return ""
+    return "[green]normal[/]" if twin_id in monitor.learned else "[dim]learning…[/]"
 
 
 def _caption(rt: Runtime) -> str:
@@ -82,10 +110,12 @@ def _caption(rt: Runtime) -> str:
             f"{st.duplicates:,} duplicates · broker {ingestion.mqtt_url}")
 
 
-async def _start_simulator(url: str, speed: float, seed: int) -> asyncio.subprocess.Process:
+async def _start_simulator(url: str, speed: float, seed: int,
+                           faults: tuple[str, ...]) -> asyncio.subprocess.Process:
+    fault_args = [arg for fault in faults for arg in ("--fault", fault)]
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "twinloop", "simulate", "pump-station", "--mqtt", url,
-        "--speed", str(speed), "--seed", str(seed), "--qos", "1",
+        "--speed", str(speed), "--seed", str(seed), "--qos", "1", *fault_args,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
 
@@ -101,7 +131,8 @@ async def _stop_simulator(sim: asyncio.subprocess.Process | None) -> None:
         await sim.wait()
 
 
-async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, live: bool) -> None:
+async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, live: bool,
+                   faults: tuple[str, ...] = DEMO_FAULTS) -> None:
     """Serve the API with ingestion, start the simulator, show the fleet until Ctrl-C."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -118,7 +149,7 @@ async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, l
                 return
             await asyncio.sleep(0.05)
         await rt.ingestion.wait_connected()
-        sim = await _start_simulator(rt.ingestion.mqtt_url, speed, seed)
+        sim = await _start_simulator(rt.ingestion.mqtt_url, speed, seed, faults)
         console.print(f"simulator running at {speed:g}× real time, publishing to {rt.ingestion.mqtt_url}; "
                       "Ctrl-C stops", soft_wrap=True)
         sys.stdout.flush()
@@ -149,6 +180,9 @@ def demo(
     speed: Annotated[float, typer.Option(help="simulated seconds per wall second")] = 60.0,
     seed: Annotated[int, typer.Option(help="simulator seed")] = 1,
     table: Annotated[bool, typer.Option(help="live fleet table (off when not a terminal)")] = True,
+    faults: Annotated[
+        bool, typer.Option(help="inject the demo's faults (bearing wear, sensor drift, stuck sensor)")
+    ] = True,
     data_dir: Annotated[
         Path, typer.Option(help="where the demo's throwaway store lives")
     ] = Path(".twinloop/demo"),
@@ -168,11 +202,15 @@ def demo(
             console.print(f"try:\n  {auth} '{base}/twins?type=Pump'\n"
                           f"  {auth} '{base}/twins/pump-A1/state'\n"
                           f"  {auth} '{base}/twins/pump-A1/history?channel=flow&bucket=1m'\n"
+                          f"  {auth} '{base}/alerts?state=active'\n"
                           f"  {auth} '{base}/graph/mcc-2/impact'\n", soft_wrap=True)
             console.print(f"serving the API on [bold]{base}[/] (docs: {base}/docs)", soft_wrap=True)
             sys.stdout.flush()
+            if faults:
+                console.print("faults to come (plant time): " + "; ".join(DEMO_FAULTS), soft_wrap=True)
             asyncio.run(run_demo(rt, settings.api_host, settings.api_port, speed, seed,
-                                 live=table and console.is_terminal))
+                                 live=table and console.is_terminal,
+                                 faults=DEMO_FAULTS if faults else ()))
         finally:
             rt.close()
 

@@ -24,6 +24,7 @@ from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
 from twinloop.core.readings import ReadingBatch
 from twinloop.runtime.access import KeyService
+from twinloop.runtime.alert_monitor import AlertMonitor
 from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
@@ -78,6 +79,7 @@ class Runtime:
     ingestion: Ingestion | None = field(default=None, repr=False)
     _dispatcher: CommandDispatcher | None = field(default=None, repr=False)
     _failing: set[str] = field(default_factory=set, repr=False)
+    monitor: AlertMonitor | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -142,6 +144,11 @@ class Runtime:
         self.ingestion = ingestion
         if ingestion.pipeline is not None:
             ingestion.pipeline.on_commit(self._after_commit)
+            if self.alerts is not None and self.settings.alerts_types:
+                s = self.settings
+                self.monitor = AlertMonitor(self.alerts, self.store, self.twins, s.alerts_types,
+                                            s.alerts_learn_s, s.alerts_period_s, s.alerts_interval_s)
+                self.monitor.start()
         if ingestion.sink is not None:
             self._dispatcher = CommandDispatcher(ingestion.sink, self.store, self.bus, self.twins.graph,
                                                  self.clock, asyncio.get_running_loop())
@@ -162,6 +169,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop reading, commit and acknowledge what is queued, then disconnect; idempotent."""
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            await monitor.stop()
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             await dispatcher.close()
