@@ -105,7 +105,7 @@ def _make_plant(name: str, seed: int, faults: list[str]) -> SimPlant:
 
 
 async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: str, qos: int,
-                 speed: float, period: float, duration_s: float | None) -> None:
+                 speed: float, period: float, duration_s: float | None, samples_per_message: int = 1) -> None:
     from twinloop.connectors.mqtt import MqttClient
     from twinloop.connectors.opcua import OpcUaServer
     from twinloop.sim.mqtt_transport import MqttTransport, set_last_will
@@ -122,7 +122,8 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
                 console.print("[dim]note: this MQTT client cannot carry a last will; a crash leaves "
                               "the retained status online[/]")
             await client.connect()
-            transport = MqttTransport(client, plant.name, plant.devices, payload, qos)  # type: ignore[arg-type]
+            transport = MqttTransport(client, plant.name, plant.devices, payload, qos,  # type: ignore[arg-type]
+                                      samples_per_message=samples_per_message)
             runner.add_transport(transport)
             console.print(f"MQTT {mqtt}: {wire.topic_layout(plant.name)}", soft_wrap=True)
         if opcua:
@@ -177,6 +178,8 @@ def simulate(
     seed: Annotated[int, typer.Option(help="random seed: same seed and commands, same run")] = 1,
     payload: Annotated[str, typer.Option(help="MQTT payloads: flat, sparkplug or both")] = "flat",
     qos: Annotated[int, typer.Option(help="MQTT QoS of telemetry: 0 or 1")] = 0,
+    samples_per_message: Annotated[int, typer.Option(
+        help="MQTT: samples of one device per telemetry message (k > 1: the multi-sample form)")] = 1,
     duration: Annotated[str | None, typer.Option(
         help="simulated time to run, e.g. 90s, 1h, 2d; default: until Ctrl-C")] = None,
     fault: Annotated[list[str] | None, typer.Option(
@@ -204,6 +207,8 @@ def simulate(
             return
         if payload not in ("flat", "sparkplug", "both") or qos not in (0, 1):
             raise ConfigError("--payload is flat, sparkplug or both; --qos is 0 or 1")
+        if samples_per_message < 1:
+            raise ConfigError(f"--samples-per-message must be at least 1, got {samples_per_message}")
         if not (speed > 0 and sample_period > 0):
             raise ConfigError("--speed and --sample-period must be positive")
         duration_s = parse_duration(duration) if duration else None
@@ -220,7 +225,8 @@ def simulate(
                               hint="give --mqtt URL, --embedded-broker and/or --opcua URL "
                                    "(or --out for batch)")
         try:
-            asyncio.run(_serve(sim, mqtt, opcua, payload, qos, speed, sample_period, duration_s))
+            asyncio.run(_serve(sim, mqtt, opcua, payload, qos, speed, sample_period, duration_s,
+                                    samples_per_message))
         except KeyboardInterrupt:
             console.print(f"stopped at t = {sim.t_s:g} simulated s; devices marked offline")
         finally:

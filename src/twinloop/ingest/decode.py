@@ -7,7 +7,9 @@ validation run later on numpy arrays of the whole batch. A payload that cannot b
 
 Payload formats (``ts`` in epoch ns unless said otherwise):
 
-- ``flat`` (the simulator's): ``{"device", "type", "seq", "ts", "values": {channel: value}}``
+- ``flat`` (the simulator's): ``{"device", "type", "seq", "ts", "values": {channel: value}}``, or
+  its multi-sample form ``{"device", "type", "seq", "ts": [t0, t1, …], "values": {channel: [v0, v1, …]}}``
+  (several samples of one device in one message; ``null`` is a dropout: no reading)
 - ``sparkplug`` (the simulator's JSON Sparkplug-B): ``{"timestamp" (ms), "seq" (0-255), "metrics":
   [{"name", "value", "timestamp" (ms)}], "properties": {"seq": unbounded}}``
 - ``opcua`` (what an OPC UA source puts in `RawMessage.payload` for one data change):
@@ -19,6 +21,10 @@ Payload formats (``ts`` in epoch ns unless said otherwise):
 >>> d = decode_payload(b'{"device":"p1","seq":3,"ts":5,"values":{"flow":1.5}}', FLAT, {}, "receive")
 >>> d.device, d.seq, d.names, d.values
 ('p1', 3, ('flow',), [1.5])
+>>> d = decode_payload(b'{"device":"p1","seq":4,"ts":[5,6],"values":{"flow":[1.5,null],"rpm":[9,8]}}',
+...                    FLAT, {}, "device")
+>>> d.names, d.repeats, d.values, d.item_ts, d.item_index
+(('flow', 'rpm'), [1, 2], [1.5, 9, 8], [5, 5, 6], [0, 0, 1])
 """
 
 from __future__ import annotations
@@ -53,8 +59,8 @@ class PayloadError(ValidationError):
 class Decoded:
     """One message's readings before conversion: parallel lists, per-item fields optional."""
 
-    __slots__ = ("device", "item_bad", "item_quality", "item_ts", "item_twins", "item_units",
-                 "names", "quality", "seq", "ts_ns", "values")
+    __slots__ = ("device", "item_bad", "item_index", "item_quality", "item_ts", "item_twins",
+                 "item_units", "names", "quality", "repeats", "seq", "ts_ns", "values")
 
     def __init__(self, device: str | None, seq: int | None, ts_ns: int | None,
                  names: tuple[str, ...], values: list[Any], quality: int = 0) -> None:
@@ -69,6 +75,10 @@ class Decoded:
         self.item_units: list[str | None] | None = None
         self.item_twins: list[str] | None = None
         self.item_bad: list[tuple[str, str] | None] | None = None
+        # multi-sample payloads: ``names`` are distinct and name i holds ``repeats[i]`` values in a
+        # row; ``item_index`` is each value's sample index (None: 0, 1, … within its name)
+        self.repeats: list[int] | None = None
+        self.item_index: list[int] | None = None
 
 
 def loads(payload: bytes) -> Any:
@@ -171,11 +181,56 @@ def _flat(obj: Any, rule: Rule, caps: dict[str, str], ts_policy: TimestampPolicy
     values = obj.get("values")
     if type(values) is not dict:
         raise PayloadError("malformed", 'flat payload needs "values": an object of channel -> value')
-    ts = parse_ts(obj["ts"]) if ts_policy == "device" and "ts" in obj else None
+    raw_ts = obj.get("ts")
+    if type(raw_ts) is list:
+        return _flat_samples(obj, raw_ts, values, ts_policy)
+    ts = parse_ts(raw_ts) if ts_policy == "device" and "ts" in obj else None
     if ts is None and ts_policy == "device":
         raise PayloadError("ts_invalid", 'flat payload has no "ts" (and the rule takes device time)')
     return Decoded(_device(obj.get("device")), _seq(obj.get("seq")), ts, tuple(values),
                    list(values.values()))
+
+
+def _flat_samples(obj: dict[str, Any], raw_ts: list[Any], values: dict[str, Any],
+                  ts_policy: TimestampPolicy) -> Decoded:
+    """The multi-sample flat form: per sample a time, per channel a list as long as ``ts``.
+
+    Work per message is per channel (list extends), never per value; ``null`` values (dropouts)
+    take a slower path that drops them.
+    """
+    k = len(raw_ts)
+    if k == 0:
+        raise PayloadError("malformed", 'multi-sample flat payload has an empty "ts" list')
+    names = tuple(values)
+    flat: list[Any] = []
+    repeats: list[int] = []
+    index: list[int] | None = None
+    for name in names:
+        column = values[name]
+        if type(column) is not list or len(column) != k:
+            got = f"a list of {len(column)}" if type(column) is list else type(column).__name__
+            raise PayloadError("malformed", f'"values.{name}" must be a list of {k} values, one per '
+                               f'"ts", got {got}')
+        if None in column:  # dropouts: keep the sample index of what is left
+            if index is None:
+                index = [i for r in repeats for i in range(r)]
+            kept = [i for i, v in enumerate(column) if v is not None]
+            flat.extend(column[i] for i in kept)
+            index.extend(kept)
+            repeats.append(len(kept))
+        else:
+            flat.extend(column)
+            repeats.append(k)
+            if index is not None:
+                index.extend(range(k))
+    d = Decoded(_device(obj.get("device")), _seq(obj.get("seq")), None, names, flat)
+    d.repeats = repeats
+    d.item_index = index
+    if ts_policy == "device":
+        ts = [parse_ts(t) for t in raw_ts]
+        d.ts_ns = max(ts)
+        d.item_ts = ts * len(names) if index is None else [ts[i] for i in index]
+    return d
 
 
 def _sparkplug(obj: Any, rule: Rule, caps: dict[str, str], ts_policy: TimestampPolicy) -> Decoded:

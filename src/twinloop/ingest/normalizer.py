@@ -102,6 +102,8 @@ class _Msg:
     key: IdempotencyKey | None
     n: int = 0
     names: tuple[str, ...] = ()
+    repeats: list[int] | None = None
+    item_index: list[int] | None = None
 
 
 class Normalizer:
@@ -213,7 +215,7 @@ class Normalizer:
             n = len(d.values)
             mid = self._next_msg
             self._next_msg += 1
-            msgs[mid] = _Msg(raw, index, rule, twin, key, n, d.names)
+            msgs[mid] = _Msg(raw, index, rule, twin, key, n, d.names, d.repeats, d.item_index)
             start = len(values)
             parts.append(self._routes(rule, twin, d))
             values.extend(d.values)
@@ -277,7 +279,8 @@ class Normalizer:
 
     def _routes(self, rule: Rule, twin: str | None, d: Decoded) -> np.ndarray:
         if d.item_twins is None and d.item_units is None:
-            return self.routes.routes(rule, twin, d.names)
+            ids = self.routes.routes(rule, twin, d.names)
+            return ids if d.repeats is None else np.repeat(ids, d.repeats)
         twins = d.item_twins or [twin or ""] * len(d.names)
         units = d.item_units or [None] * len(d.names)
         return np.fromiter((self.routes.route(rule, t or None, n, u)
@@ -315,6 +318,12 @@ class Normalizer:
             return f"metrics[{pos}]"
         if m.rule.format == "records":
             return f"readings[{pos}]"
+        if m.repeats is not None:  # multi-sample: "flow[3]" is the 4th sample of flow
+            ends = np.cumsum(m.repeats)
+            i = int(np.searchsorted(ends, pos, side="right"))
+            if i < len(m.names):
+                sample = m.item_index[pos] if m.item_index is not None else pos - int(ends[i] - m.repeats[i])
+                return f"{m.names[i]}[{sample}]"
         return m.names[pos] if pos < len(m.names) else str(pos)
 
     def _batch(self, cols: Columns) -> ReadingBatch:

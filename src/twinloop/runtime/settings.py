@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     opcua_queuesize: int = Field(1000, ge=1)
     opcua_deadband: float = Field(0.0, ge=0)
     ingest_batch_size: int = Field(5000, ge=1, description="messages per micro-batch at most")
-    ingest_batch_ms: float = Field(20.0, gt=0, description="a micro-batch waits at most this long")
+    ingest_batch_ms: float = Field(10.0, gt=0, description="a micro-batch waits at most this long")
     ingest_queue: int = Field(50_000, ge=1, description="messages queued before sources wait")
     events_interval_s: float = Field(1.0, gt=0, description="ReadingsApplied per twin at most this often")
     alerts_types: list[str] = Field(

@@ -1,7 +1,9 @@
 """Serves a simulated plant over MQTT in the layout of `twinloop.sim.wire`: telemetry out, commands and acks.
 
 One transport per plant and connection. Telemetry goes out with ``publish_nowait`` (the hot path
-never waits on the broker); status, births, deaths and acks go out at QoS 1. After a reconnect the
+never waits on the broker); with ``samples_per_message`` k > 1 each device's samples are buffered and
+go out k at a time in the multi-sample form (a device going offline, and `stop`, send what is
+buffered). Status, births, deaths and acks go out at QoS 1. After a reconnect the
 transport re-announces itself (online status, DBIRTHs), because the broker may have published our
 last will meanwhile.
 """
@@ -45,7 +47,9 @@ class MqttTransport:
     """Publishes each online device's sample and answers commands, over a connected `MqttClient`."""
 
     def __init__(self, client: MqttClient, plant_name: str, devices: Sequence[DeviceSpec],
-                 payload: Payload = "flat", qos: Literal[0, 1] = 0) -> None:
+                 payload: Payload = "flat", qos: Literal[0, 1] = 0, samples_per_message: int = 1) -> None:
+        if samples_per_message < 1:
+            raise ValueError(f"samples_per_message must be at least 1, not {samples_per_message!r}")
         if payload not in ("flat", "sparkplug", "both"):
             raise ValueError(f"payload must be 'flat', 'sparkplug' or 'both', not {payload!r}")
         if qos not in (0, 1):
@@ -55,6 +59,8 @@ class MqttTransport:
         self.devices = tuple(devices)
         self.payload: Payload = payload
         self.qos: Literal[0, 1] = qos
+        self.samples_per_message = int(samples_per_message)
+        self._buffer: list[list[tuple[int, np.ndarray]]] = [[] for _ in devices]
         self._flat = payload in ("flat", "both")
         self._sparkplug = payload in ("sparkplug", "both")
         self._index = {d.id: i for i, d in enumerate(self.devices)}
@@ -105,17 +111,37 @@ class MqttTransport:
                 await self._device_online(int(i), ts_ns)
             else:
                 await self._device_offline(int(i), ts_ns)
-        publish = self.client.publish_nowait
+        k = self.samples_per_message
         for i in np.flatnonzero(online):
-            seq, values = int(self._seq[i]), sample.values[i]
-            if self._flat:
-                flat = wire.encode_flat(self.devices[i], self._names[i], seq, ts_ns, values)
-                publish(self._telemetry[i], flat, self.qos)
-            if self._sparkplug:
-                ddata = wire.encode_sparkplug_data(self._names[i], seq, ts_ns, values)
-                publish(self._ddata[i], ddata, self.qos)
-            self._seq[i] = seq + 1
-        self.published += int(online.sum()) * (self._flat + self._sparkplug)
+            if k == 1:
+                self._send(int(i), [ts_ns], sample.values[i])
+                continue
+            buffer = self._buffer[i]
+            buffer.append((ts_ns, np.array(sample.values[i], dtype=np.float64)))
+            if len(buffer) >= k:
+                self._send_buffered(int(i))
+
+    def _send_buffered(self, i: int) -> None:
+        """Publish device ``i``'s buffered samples as one message (nothing when none are buffered)."""
+        buffer, self._buffer[i] = self._buffer[i], []
+        if buffer:
+            self._send(i, [t for t, _ in buffer], np.stack([v for _, v in buffer]))
+
+    def _send(self, i: int, ts: list[int], values: np.ndarray) -> None:
+        """One telemetry message of device ``i`` (single- or multi-sample form); one ``seq``."""
+        publish = self.client.publish_nowait
+        seq, names = int(self._seq[i]), self._names[i]
+        single = self.samples_per_message == 1
+        if self._flat:
+            flat = (wire.encode_flat(self.devices[i], names, seq, ts[0], values) if single else
+                    wire.encode_flat_samples(self.devices[i], names, seq, ts, values))
+            publish(self._telemetry[i], flat, self.qos)
+        if self._sparkplug:
+            ddata = (wire.encode_sparkplug_data(names, seq, ts[0], values) if single else
+                     wire.encode_sparkplug_samples(names, seq, ts, values))
+            publish(self._ddata[i], ddata, self.qos)
+        self._seq[i] = seq + 1
+        self.published += self._flat + self._sparkplug
 
     async def _device_online(self, i: int, ts_ns: int) -> None:
         self._online[i] = True
@@ -127,6 +153,7 @@ class MqttTransport:
                                 wire.encode_sparkplug_birth(device, self._last_seq(i), ts_ns))
 
     async def _device_offline(self, i: int, ts_ns: int) -> None:
+        self._send_buffered(i)  # what it measured before it went quiet
         self._online[i] = False
         device = self.devices[i]
         await self._publish(wire.status_topic(self.plant_name, device.id), wire.encode_status(False, ts_ns),

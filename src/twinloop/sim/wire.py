@@ -19,10 +19,17 @@ topic                                          retain  payload (JSON)
 
 - One telemetry message carries a device's whole sample (every channel), because a Python MQTT
   client tops out near 15 k messages/s; per-reading messages would cap a plant at a few devices.
+  With ``samples_per_message`` k > 1 it carries k consecutive samples of one device (the
+  multi-sample form): ``{"device", "type", "seq", "ts": [t0, …], "values": {channel: [v0, …]}}``,
+  a dropout is ``null``; Sparkplug DDATA then carries k metrics per channel, each with its own
+  ``timestamp``. This trades freshness ((k-1) sample periods of buffering in the device) for k
+  times fewer messages.
 - ``ts`` is epoch nanoseconds (int) of the *simulated* instant; Sparkplug timestamps are epoch ms.
   Status and ack ``ts`` are wall-clock epoch nanoseconds (when it was said); the last will has none.
 - Dropouts (NaN) are omitted from ``values``/``metrics``, never sent as NaN (not valid JSON).
-- ``seq`` counts telemetry messages per device (starting at 0) so loss can be counted downstream:
+- ``seq`` counts telemetry *messages* per device (starting at 0), whatever k, so loss can be
+  counted downstream: a gap of g seqs is g lost messages, i.e. g·k samples (k is ``len(ts)`` of the
+  messages around the gap; the last message before a stop may be shorter);
   unbounded in flat payloads; 0-255 wrapping in Sparkplug (as the spec does), with the unbounded
   count in ``properties.seq``. Unlike Sparkplug, where ``seq`` is per edge node, ours is per
   device; DBIRTH/DDEATH repeat the last telemetry ``seq`` rather than consuming one, so flat and Sparkplug
@@ -126,6 +133,39 @@ def encode_flat(device: DeviceSpec, names: np.ndarray, seq: int, ts_ns: int, val
                    "values": values_dict(names, values)})
 
 
+def encode_flat_samples(device: DeviceSpec, names: np.ndarray, seq: int, ts_ns: Sequence[int],
+                        values: np.ndarray) -> bytes:
+    """Multi-sample flat telemetry: ``values`` is (samples, channels); dropouts (NaN/inf) become null.
+
+    >>> from twinloop.sim.plant import DeviceSpec
+    >>> dev = DeviceSpec("p1", "Pump", ())
+    >>> names = np.array(["a", "b"], dtype=object)
+    >>> encode_flat_samples(dev, names, 7, [1, 2], np.array([[1.0, np.nan], [2, 3]]))
+    b'{"device":"p1","type":"Pump","seq":7,"ts":[1,2],"values":{"a":[1.0,2.0],"b":[null,3.0]}}'
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(len(ts_ns), len(names))
+    columns = values.T.tolist()
+    bad = ~np.isfinite(values.T)
+    if bad.any():
+        for c, r in zip(*np.nonzero(bad), strict=True):
+            columns[c][r] = None
+    return _dumps({"device": device.id, "type": device.asset_type, "seq": int(seq),
+                   "ts": [int(t) for t in ts_ns], "values": dict(zip(names.tolist(), columns, strict=True))})
+
+
+def encode_sparkplug_samples(names: np.ndarray, seq: int, ts_ns: Sequence[int], values: np.ndarray) -> bytes:
+    """Sparkplug-B-like DDATA carrying several samples: one metric per channel and sample, each with
+    its own ``timestamp`` (the message ``timestamp`` is the newest)."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(ts_ns), len(names))
+    metrics = []
+    for t, row in zip(ts_ns, values, strict=True):
+        ms = int(t) // 1_000_000
+        metrics.extend({"name": n, "value": v, "type": "Double", "timestamp": ms}
+                       for n, v in values_dict(names, row).items())
+    return _dumps({"timestamp": int(max(ts_ns)) // 1_000_000, "seq": int(seq) % SPARKPLUG_SEQ_MODULO,
+                   "metrics": metrics, "properties": {"seq": int(seq)}})
+
+
 def encode_sparkplug_data(names: np.ndarray, seq: int, ts_ns: int, values: np.ndarray) -> bytes:
     """Sparkplug-B-like DDATA (JSON instead of protobuf); ``seq`` wraps at 256, the full count rides along."""
     ms = ts_ns // 1_000_000
@@ -178,6 +218,24 @@ def decode_flat(payload: bytes | str) -> Telemetry:
         return Telemetry(device=str(obj["device"]), seq=int(obj["seq"]), ts_ns=int(obj["ts"]),
                          values={str(k): float(v) for k, v in obj["values"].items()},
                          asset_type=str(obj.get("type", "")))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValidationError(f"telemetry payload is malformed: {err!r}") from err
+
+
+def decode_flat_samples(payload: bytes | str) -> list[Telemetry]:
+    """Read a flat payload of either form as one `Telemetry` per sample (all with the message's ``seq``);
+    dropouts are left out of ``values``. Raises `ValidationError` naming the bad field."""
+    obj = _loads_object(payload, "telemetry payload")
+    if not isinstance(obj.get("ts"), list):
+        return [decode_flat(payload)]
+    try:
+        ts = [int(t) for t in obj["ts"]]
+        columns = {str(k): list(v) for k, v in obj["values"].items()}
+        if any(len(v) != len(ts) for v in columns.values()):
+            raise ValueError("every channel needs one value per ts")
+        device, seq, kind = str(obj["device"]), int(obj["seq"]), str(obj.get("type", ""))
+        return [Telemetry(device, seq, t, {k: float(v[i]) for k, v in columns.items() if v[i] is not None},
+                          kind) for i, t in enumerate(ts)]
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValidationError(f"telemetry payload is malformed: {err!r}") from err
 
@@ -304,8 +362,9 @@ def device_names(devices: Sequence[DeviceSpec]) -> tuple[np.ndarray, ...]:
 __all__ = [
     "PREFIX", "SPARKPLUG_GROUP", "SPARKPLUG_NAMESPACE", "CommandRejected", "CommandRequest", "Telemetry",
     "ack_topic", "channel_names", "command_filter", "command_topic", "decode_ack", "decode_command",
-    "decode_flat", "decode_sparkplug", "device_names", "encode_ack", "encode_command", "encode_flat",
-    "encode_sparkplug_birth", "encode_sparkplug_data", "encode_sparkplug_death", "encode_status",
+    "decode_flat", "decode_flat_samples", "decode_sparkplug", "device_names", "encode_ack", "encode_command",
+    "encode_flat", "encode_flat_samples", "encode_sparkplug_birth", "encode_sparkplug_data",
+    "encode_sparkplug_samples", "encode_sparkplug_death", "encode_status",
     "parse_command_topic", "sparkplug_topic", "status_topic", "telemetry_topic", "topic_layout",
     "values_dict",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from twinloop.core.errors import ValidationError
 from twinloop.core.readings import ReadingBatch
 from twinloop.store import duckdb_readings as rd
 from twinloop.store.protocol import (
@@ -55,15 +56,9 @@ def append_ingested(
 ) -> list[int]:
     """Readings, dedupe rows, quarantine records and replayed ids; inside the caller's transaction."""
     rd.append_batch(con, batch)
-    seqs, digests, expire = seen_rows(seen)
-    if seqs:
-        table = pa.table({
-            "source": [r.source for r in seqs],
-            "device": [r.device for r in seqs],
-            "watermark": pa.array([r.watermark for r in seqs], pa.int64()),
-            "above": [",".join(map(str, r.above)) for r in seqs],
-            "max_ts_ns": pa.array([r.max_ts_ns for r in seqs], pa.int64()),
-        })
+    table = _seen_table(seen.seqs) if seen is not None and seen.seqs else None
+    _, digests, expire = seen_rows(_Digests(seen)) if seen is not None else ([], [], None)
+    if table is not None:
         _insert(con, _SEEN_VIEW, table,
                 f"INSERT OR REPLACE INTO ingest_seen SELECT * FROM {_SEEN_VIEW}")
     if digests:
@@ -88,6 +83,44 @@ def append_ingested(
     if replayed:
         resolve(con, replayed, "replayed", resolved_ns)
     return ids
+
+
+class _Digests:
+    """A delta's digests and expiry only: the seq rows take the columnar path (`_seen_table`)."""
+
+    seqs: tuple[()] = ()
+
+    def __init__(self, seen: SeenDeltaLike) -> None:
+        self.digests = seen.digests
+        self.expire_before_ns = seen.expire_before_ns
+
+
+def _seen_table(rows: Sequence[Any]) -> pa.Table:
+    """One Arrow table of dedupe rows, column by column (one row per device touched by a batch);
+    checked like `seen_rows`: ``above`` sorted and all above the watermark."""
+    try:
+        watermark = pa.array([r.watermark for r in rows], pa.int64())
+        above = []
+        for r in rows:
+            if not r.above:
+                above.append("")
+                continue
+            seqs = sorted(int(x) for x in r.above)
+            if seqs[0] <= int(r.watermark):
+                raise ValidationError(f"dedupe row {r.source!r}/{r.device!r}: seq {seqs[0]} is not above "
+                                      f"the watermark {r.watermark}")
+            above.append(",".join(map(str, seqs)))
+        return pa.table({
+            "source": pa.array([r.source for r in rows], pa.string()),
+            "device": pa.array([r.device for r in rows], pa.string()),
+            "watermark": watermark,
+            "above": pa.array(above, pa.string()),
+            "max_ts_ns": pa.array([r.max_ts_ns for r in rows], pa.int64()),
+        })
+    except (pa.ArrowException, TypeError, ValueError) as err:
+        if isinstance(err, ValidationError):
+            raise
+        raise ValidationError(f"dedupe rows do not fit the store: {err}") from err
 
 
 def _quarantine_table(records: Sequence[QuarantineRecord]) -> pa.Table:

@@ -3,6 +3,15 @@
 Callers (`DuckDBStore`) own locking and transactions; these functions only speak SQL. Batches
 enter through a registered Arrow view and leave as Arrow, so no reading ever becomes a Python
 object on the way.
+
+`latest` is kept in two tiers, because DuckDB's ``INSERT … ON CONFLICT`` into the indexed
+``latest`` table costs 10-20 ms per statement however small the batch (it grows with the table),
+which alone would blow a 50 ms publish-to-commit budget. Readings are never deleted, so a row's
+``rowid`` is its append order; ``meta['latest_folded_rows']`` says how many readings ``latest``
+already reflects. An append only inserts its readings; once ``FOLD_ROWS`` readings are past the
+fold point, the append folds them into ``latest`` (one upsert) and moves the fold point, in the
+same transaction. `latest` answers from ``latest`` plus the readings past the fold point, so the
+result is always exact, and durable with the append that committed it.
 """
 
 from __future__ import annotations
@@ -18,15 +27,23 @@ from twinloop.store.protocol import HISTORY_SCHEMA
 
 _VIEW = "_twinloop_batch"
 
+FOLD_ROWS = 250_000
+"""Readings past the fold point that trigger folding them into ``latest`` (see the module docstring)."""
+_FOLD_KEY = "latest_folded_rows"
 _INSERT_READINGS = f"INSERT INTO readings SELECT * FROM {_VIEW}"
-# One row per (asset, channel) of the batch, merged into `latest` only where it is newer; on equal
-# ts the later append wins. `arg_max` over a struct keeps value and quality from the same row.
-_UPSERT_LATEST = f"""
+_PENDING = """
+SELECT (SELECT count(*) FROM readings),
+       coalesce((SELECT TRY_CAST(value AS BIGINT) FROM meta WHERE key = ?), 0)
+"""
+# Newest per (asset, channel) of the readings past the fold point, merged into `latest` only where it
+# is newer; on equal ts the later append (higher rowid) wins. `arg_max` over a struct keeps value
+# and quality from the same row.
+_FOLD = """
 INSERT INTO latest
 SELECT asset_id, channel, newest['ts'], newest['value'], newest['quality'] FROM (
     SELECT asset_id, channel,
-           arg_max({{'ts': ts, 'value': value, 'quality': quality}}, ts) AS newest
-    FROM {_VIEW} GROUP BY asset_id, channel)
+           arg_max({'ts': ts, 'value': value, 'quality': quality}, {'ts': ts, 'row': rowid}) AS newest
+    FROM readings WHERE rowid >= ? GROUP BY asset_id, channel)
 ON CONFLICT (asset_id, channel) DO UPDATE
 SET ts = excluded.ts, value = excluded.value, quality = excluded.quality
 WHERE excluded.ts >= latest.ts
@@ -34,7 +51,7 @@ WHERE excluded.ts >= latest.ts
 
 
 def append_batch(con: duckdb.DuckDBPyConnection, batch: ReadingBatch) -> int:
-    """Insert a batch and refresh `latest`; run inside the caller's transaction."""
+    """Insert a batch (folding `latest` when enough readings are pending); inside the caller's transaction."""
     table = batch.table
     if table.num_rows == 0:
         return 0
@@ -44,10 +61,32 @@ def append_batch(con: duckdb.DuckDBPyConnection, batch: ReadingBatch) -> int:
     con.register(_VIEW, table)
     try:
         con.execute(_INSERT_READINGS)
-        con.execute(_UPSERT_LATEST)
     finally:
         con.unregister(_VIEW)
+    total, folded = _fold_point(con)
+    if total - folded >= FOLD_ROWS:
+        fold_latest(con, total, folded)
     return table.num_rows
+
+
+def _fold_point(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(readings stored, readings already reflected in `latest`)."""
+    total, folded = con.execute(_PENDING, [_FOLD_KEY]).fetchall()[0]
+    return int(total), int(folded)
+
+
+def fold_latest(con: duckdb.DuckDBPyConnection, total: int | None = None, folded: int | None = None) -> int:
+    """Fold the readings past the fold point into `latest`; returns how many; inside a transaction.
+
+    Readings appended in the current transaction have provisional rowids above every committed one,
+    so they are included, and counted in ``total`` (they take rowids below it on commit).
+    """
+    if total is None or folded is None:
+        total, folded = _fold_point(con)
+    if total > folded:
+        con.execute(_FOLD, [folded])
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [_FOLD_KEY, str(total)])
+    return total - folded
 
 
 def _where(clauses: list[str], params: list[Any], column: str, values: Sequence[Any] | None) -> None:
@@ -85,16 +124,25 @@ def latest(
     asset_ids: Sequence[str] | None,
     channels: Sequence[str] | None,
 ) -> ReadingBatch:
-    """The newest reading per (asset, channel) from the `latest` table, ordered by both."""
+    """The newest reading per (asset, channel): `latest` merged with the readings past the fold point."""
+    _, folded = _fold_point(con)
     clauses: list[str] = ["true"]
     params: list[Any] = []
     _where(clauses, params, "asset_id", asset_ids)
     _where(clauses, params, "channel", channels)
-    sql = (
-        "SELECT asset_id, channel, ts, value, quality FROM latest "
-        f"WHERE {' AND '.join(clauses)} ORDER BY asset_id, channel"
-    )
-    return _to_batch(_arrow(con, sql, params))
+    where = " AND ".join(clauses)
+    sql = f"""
+    SELECT asset_id, channel, newest['ts'] AS ts, newest['value'] AS value, newest['quality'] AS quality
+    FROM (SELECT asset_id, channel,
+                 arg_max({{'ts': ts, 'value': value, 'quality': quality}}, {{'ts': ts, 'row': row}}) AS newest
+          FROM (SELECT asset_id, channel, ts, value, quality, -1 AS row FROM latest WHERE {where}
+                UNION ALL
+                SELECT asset_id, channel, ts, value, quality, rowid AS row FROM readings
+                WHERE rowid >= ? AND {where})
+          GROUP BY asset_id, channel)
+    ORDER BY asset_id, channel
+    """
+    return _to_batch(_arrow(con, sql, [*params, folded, *params]))
 
 
 def history(
@@ -162,4 +210,6 @@ def count_readings(con: duckdb.DuckDBPyConnection, asset_id: str | None) -> int:
     return int(rows[0][0])
 
 
-__all__ = ["append_batch", "count_readings", "history", "history_buckets", "latest"]
+__all__ = [
+    "FOLD_ROWS", "append_batch", "count_readings", "fold_latest", "history", "history_buckets", "latest",
+]

@@ -4,8 +4,10 @@ Timestamps are ``BIGINT`` epoch nanoseconds, not ``TIMESTAMPTZ``: DuckDB's ``TIM
 microseconds, so a ``ReadingBatch`` (nanoseconds) would not round-trip exactly; integers also make
 epoch-aligned bucketing plain arithmetic and cast zero-copy to and from Arrow.
 
-``latest`` holds the newest reading per (asset, channel), upserted in the same transaction as
-every append: reading it costs O(channels) instead of a scan of all history.
+``latest`` holds the newest reading per (asset, channel), folded from the readings past
+``meta['latest_folded_rows']`` inside an append once enough have accumulated (see
+duckdb_readings): ``latest()`` merges it with the unfolded tail, so it stays exact and durable
+while appends avoid a costly upsert each time.
 
 Version 2 adds ingest support: ``quarantine`` (rejected readings with reason and raw payload,
 never deleted), ``ingest_seen`` (per source and device a seq watermark plus the sparse set of seqs

@@ -120,3 +120,41 @@ def test_malformed_telemetry_raises_a_validation_error(bad):
         wire.decode_flat(bad)
     with pytest.raises(ValidationError):
         wire.decode_sparkplug("spBv1.0/twinloop/DDATA/ps/d", bad)
+
+
+# --- multi-sample telemetry -----------------------------------------------------------------------
+
+
+def test_multi_sample_flat_round_trips_with_dropouts_as_null():
+    stamps = [TS, TS + 1_000_000_000, TS + 2_000_000_000]
+    values = np.array([[1450.0, 101.0, 54.0], [1451.0, np.nan, 54.5], [1452.0, 103.0, np.inf]])
+    payload = wire.encode_flat_samples(PUMP, NAMES, 7, stamps, values)
+    obj = json.loads(payload)
+    assert obj["seq"] == 7 and obj["ts"] == stamps
+    assert obj["values"] == {"speed": [1450.0, 1451.0, 1452.0], "flow": [101.0, None, 103.0],
+                             "bearing.temperature": [54.0, 54.5, None]}
+    assert b"NaN" not in payload and b"Infinity" not in payload
+    samples = wire.decode_flat_samples(payload)
+    assert [(t.seq, t.ts_ns) for t in samples] == [(7, s) for s in stamps]  # seq counts messages
+    assert samples[1].values == {"speed": 1451.0, "bearing.temperature": 54.5}
+    assert samples[2].values == {"speed": 1452.0, "flow": 103.0}
+    single = wire.decode_flat_samples(wire.encode_flat(PUMP, NAMES, 8, TS, values[0]))
+    assert len(single) == 1 and single[0].values["speed"] == 1450.0
+
+
+def test_multi_sample_flat_refuses_ragged_channels():
+    bad = b'{"device": "p", "seq": 1, "ts": [1, 2], "values": {"speed": [1.0]}}'
+    with pytest.raises(ValidationError, match="malformed"):
+        wire.decode_flat_samples(bad)
+
+
+def test_multi_sample_sparkplug_carries_one_metric_per_channel_and_sample():
+    stamps = [TS, TS + 1_000_000_000]
+    values = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, 6.0]])
+    obj = json.loads(wire.encode_sparkplug_samples(NAMES, 300, stamps, values))
+    assert obj["seq"] == 300 % 256 and obj["properties"]["seq"] == 300
+    assert obj["timestamp"] == stamps[-1] // 1_000_000
+    assert [(m["name"], m["value"], m["timestamp"]) for m in obj["metrics"]] == [
+        ("speed", 1.0, TS // 1_000_000), ("flow", 2.0, TS // 1_000_000),
+        ("bearing.temperature", 3.0, TS // 1_000_000),
+        ("speed", 4.0, stamps[1] // 1_000_000), ("bearing.temperature", 6.0, stamps[1] // 1_000_000)]
