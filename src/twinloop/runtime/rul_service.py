@@ -196,12 +196,15 @@ class RulService:
         q = self._queue
         assert q is not None
         while (twin_id := q.get()) is not None:
-            with self._lock:
-                self._pending.discard(twin_id)
             try:
                 self._compute(twin_id)
             except Exception:  # noqa: BLE001 - one bad prognosis must not end live RUL
                 _log.exception("RUL update of %s failed", twin_id)
+            finally:
+                # Only now may the twin queue again: readings that arrived meanwhile are throttled
+                # against the update just made instead of repeating it at the same instant.
+                with self._lock:
+                    self._pending.discard(twin_id)
 
     # --- answering ----------------------------------------------------------------------------
     def get(self, twin_id: str) -> RulUpdated:
