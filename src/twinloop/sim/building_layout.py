@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twinloop.sim.faults import fault_commands
 from twinloop.sim.plant import ChannelSpec, CommandSpec, DeviceSpec
 
 SIDES = ("north", "east", "south", "west")
@@ -54,24 +55,7 @@ RANGE: dict[str, tuple[float, float]] = {
     "electrical_power": (0.0, np.inf), "cop": (0.0, np.inf),
 }
 
-FAULT_COMMANDS = (
-    CommandSpec(
-        "injectFault",
-        {
-            "start_in_s": (0.0, 1e9),
-            "duration_s": (0.0, 1e9),
-            "factor": (1.0, 1e6),
-            "position": (0.0, 100.0),
-            "rate_per_h": (-1e6, 1e6),
-            "value": (-1e9, 1e9),
-            "probability": (0.0, 1.0),
-            "magnitude": (-1e9, 1e9),
-            "std": (0.0, 1e6),
-        },
-        "Demo/test only: start a fault. String args: kind (required), channel (sensor faults), id.",
-    ),
-    CommandSpec("clearFault", {}, "Demo/test only: end a fault. String arg: id."),
-)
+FAULT_COMMANDS = fault_commands(position=(0.0, 100.0))
 ZONE_COMMANDS = (
     CommandSpec("setSetpoint", {"temperature": (16.0, 28.0)}, "New zone air temperature setpoint [degC]."),
 )

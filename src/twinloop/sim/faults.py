@@ -27,11 +27,33 @@ from typing import Any
 import numpy as np
 
 from twinloop.core.errors import NotFoundError, ValidationError
+from twinloop.sim.plant import CommandSpec
 
 PHYSICS_KINDS = ("bearing_wear", "stuck_valve", "cavitation", "fouling_acceleration", "damper_stuck")
 SENSOR_KINDS = ("drift", "stuck_at", "spikes", "dropout", "noise_burst")
 COMM_KINDS = ("comm_loss",)
 KINDS = PHYSICS_KINDS + SENSOR_KINDS + COMM_KINDS
+
+def fault_commands(**plant_params: tuple[float, float]) -> tuple[CommandSpec, CommandSpec]:
+    """The ``injectFault`` / ``clearFault`` commands every plant accepts, with the numeric limits of
+    the generic fault parameters plus the plant's own (``drop_bar`` for cavitation, ``position`` …)."""
+    limits = {
+        "start_in_s": (0.0, 1e9),
+        "duration_s": (0.0, 1e9),
+        "factor": (1.0, 1e6),
+        **plant_params,
+        "rate_per_h": (-1e6, 1e6),
+        "value": (-1e9, 1e9),
+        "probability": (0.0, 1.0),
+        "magnitude": (-1e9, 1e9),
+        "std": (0.0, 1e6),
+    }
+    return (
+        CommandSpec("injectFault", limits, "Demo/test only: start a fault. String args: kind "
+                    "(required), channel (sensor faults), id."),
+        CommandSpec("clearFault", {}, "Demo/test only: end a fault. String arg: id."),
+    )
+
 
 # Parameters each kind understands, with defaults (NaN: taken at onset).
 DEFAULTS: dict[str, dict[str, float]] = {
@@ -200,6 +222,7 @@ class FaultSchedule:
 
 
 __all__ = [
+    "fault_commands",
     "COMM_KINDS",
     "DEFAULTS",
     "KINDS",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twinloop.sim.faults import fault_commands
 from twinloop.sim.plant import ChannelSpec, CommandSpec, DeviceSpec
 
 # Pump channels as published, with the PumpUnitModel output each one reads.
@@ -79,24 +80,7 @@ NON_NEGATIVE = frozenset({
     "active_power",
 })
 
-FAULT_COMMANDS = (
-    CommandSpec(
-        "injectFault",
-        {
-            "start_in_s": (0.0, 1e9),
-            "duration_s": (0.0, 1e9),
-            "factor": (1.0, 1e6),
-            "drop_bar": (0.0, 5.0),
-            "rate_per_h": (-1e6, 1e6),
-            "value": (-1e9, 1e9),
-            "probability": (0.0, 1.0),
-            "magnitude": (-1e9, 1e9),
-            "std": (0.0, 1e6),
-        },
-        "Demo/test only: start a fault. String args: kind (required), channel (sensor faults), id.",
-    ),
-    CommandSpec("clearFault", {}, "Demo/test only: end a fault. String arg: id."),
-)
+FAULT_COMMANDS = fault_commands(drop_bar=(0.0, 5.0))
 PUMP_COMMANDS = (
     CommandSpec("setSpeed", {"rpm": (0.0, 3000.0)}, "Ask the drive for a new speed; it ramps."),
     CommandSpec("start", {}, "Start the pump under station control."),
