@@ -49,7 +49,6 @@ def _thermal_fmu() -> Path:
 
 
 def thermal_fmu() -> PhysicsModel:
-    pytest.importorskip("fmpy")
     from twinloop.physics.fmu import FmuModel
 
     return FmuModel(_thermal_fmu(), max_step_s=600.0)

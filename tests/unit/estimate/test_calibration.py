@@ -20,7 +20,6 @@ from twinloop.physics.pump_unit import PumpUnitModel, nominal_inputs
 from twinloop.runtime.settings import load_settings
 from twinloop.runtime.wiring import Runtime, example_plant_path
 
-pytest.importorskip("scipy")
 MODEL = PumpUnitModel()
 TRUE = {"bearing_nominal_rise": 46.0, "bearing_time_constant": 900.0}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -302,8 +301,6 @@ def test_conformance(model: PhysicsModel) -> None:
                                    rtol=1e-12)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("twinloop.physics.checks") is None,
-                    reason="the physics conformance battery is not written yet")
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.name)
 def test_physics_checks_battery(model: PhysicsModel) -> None:
     from twinloop.physics import checks

@@ -5,13 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import fmpy  # noqa: E402,F401 - a main dependency: missing means the install is broken
 import numpy as np
 import pytest
 
 from twinloop.core.errors import ValidationError
-
-fmpy = pytest.importorskip("fmpy")
-
 from twinloop.estimate import make_estimator  # noqa: E402
 from twinloop.estimate.spec import EstimatorSpec  # noqa: E402
 from twinloop.physics.fmu import FmuModel, build_fmu  # noqa: E402

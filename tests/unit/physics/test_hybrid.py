@@ -10,8 +10,6 @@ from twinloop.physics.hybrid import ResidualModel
 from twinloop.physics.model import index
 from twinloop.physics.pump_unit import PumpUnitModel, nominal_inputs, sample_parameters
 
-pytest.importorskip("sklearn")
-
 MODEL = PumpUnitModel()
 T_OUT = index(MODEL.outputs, "bearing_temperature")
 
