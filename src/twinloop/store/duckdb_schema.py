@@ -5,7 +5,7 @@ microseconds, so a ``ReadingBatch`` (nanoseconds) would not round-trip exactly; 
 epoch-aligned bucketing plain arithmetic and cast zero-copy to and from Arrow.
 
 ``latest`` holds the newest reading per (asset, channel), folded from the readings past
-``meta['latest_folded_rows']`` inside an append once enough have accumulated (see
+``meta['latest_folded_rows']`` by a background fold once enough have accumulated (see
 duckdb_readings): ``latest()`` merges it with the unfolded tail, so it stays exact and durable
 while appends avoid a costly upsert each time.
 

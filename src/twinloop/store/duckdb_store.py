@@ -6,11 +6,16 @@ is rolled back on any failure, so a failed statement never leaves the connection
 "transaction aborted" state. Table layout and migrations live in `duckdb_schema`, the readings SQL
 in `duckdb_readings`, twins and relationships in `duckdb_twins`, dedupe state and quarantine in
 `duckdb_ingest`.
+
+Folding `latest` (see `duckdb_readings`) takes 0.2-0.3 s, too long to hold the lock for: once enough
+readings are unfolded, an append starts one fold on a thread with its own cursor and its own
+transaction, and returns. Appends and reads go on meanwhile; ``latest()`` is exact either way.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,6 +46,8 @@ from twinloop.store.protocol import (
 )
 from twinloop.twins.twin import Relationship, Twin
 
+_log = logging.getLogger(__name__)
+
 
 class DuckDBStore:
     """A `Store` in one DuckDB file; safe to share between threads of one process."""
@@ -50,6 +57,8 @@ class DuckDBStore:
         memory = self._path == ":memory:"
         self._where = "in-memory DuckDB store" if memory else f"DuckDB store {self._path!r}"
         self._lock = threading.RLock()
+        self._fold_thread: threading.Thread | None = None
+        self._unfolded = rd.FOLD_ROWS  # an estimate; the first append checks the real figure
         if not memory:
             try:
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
@@ -121,13 +130,61 @@ class DuckDBStore:
         """Store a batch and update `latest` in one committed transaction."""
         if len(batch) == 0:
             return 0
-        with self._tx(f"appending {len(batch)} readings") as con:
-            return rd.append_batch(con, batch)
+        with self._lock:
+            with self._tx(f"appending {len(batch)} readings") as con:
+                n = rd.append_batch(con, batch)
+            self._maybe_fold(n)
+        return n
+
+    def _maybe_fold(self, appended: int) -> None:
+        """After a committed append (under the lock): start a background fold when one is due."""
+        self._unfolded += appended
+        if self._unfolded < rd.FOLD_ROWS or self._con is None:
+            return
+        if self._fold_thread is not None and self._fold_thread.is_alive():
+            return
+        try:
+            self._unfolded = rd.unfolded(self._con)
+            if self._unfolded < rd.FOLD_ROWS:
+                return
+            cursor = self._con.cursor()
+        except duckdb.Error as err:  # the append is committed; folding is only an optimization
+            _log.warning("%s: checking for a fold of latest values failed: %s", self._where, err)
+            return
+        self._unfolded = 0  # the fold takes what is committed now; later appends count from here
+        thread = threading.Thread(target=self._fold, args=(cursor,), name="duckdb-fold", daemon=True)
+        self._fold_thread = thread
+        thread.start()
+
+    def _fold(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Fold `latest` in a transaction of its own; a failure leaves the readings unfolded, never lost."""
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            rd.fold_latest(cursor)
+            cursor.execute("COMMIT")
+        except duckdb.Error as err:
+            try:
+                cursor.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # nothing open
+            _log.warning("%s: folding latest values failed (the next append retries): %s", self._where, err)
+            with self._lock:
+                self._unfolded = rd.FOLD_ROWS
+        finally:
+            cursor.close()
+
+    def wait_for_fold(self, timeout_s: float | None = None) -> bool:
+        """Wait for a background fold of `latest` to end; False if one is still running (tests, close)."""
+        thread = self._fold_thread
+        if thread is not None:
+            thread.join(timeout_s)
+            return not thread.is_alive()
+        return True
 
     def latest(
         self, asset_ids: Sequence[str] | None = None, channels: Sequence[str] | None = None
     ) -> ReadingBatch:
-        with self._read("reading latest values") as con:
+        with self._tx("reading latest values") as con:  # one snapshot, see `duckdb_readings.latest`
             return rd.latest(con, asset_ids, channels)
 
     def history(
@@ -168,8 +225,11 @@ class DuckDBStore:
     ) -> list[int]:
         """Readings, dedupe rows and quarantine records in one transaction (see `duckdb_ingest`)."""
         what = f"storing {len(batch)} ingested readings and {len(quarantine)} quarantine records"
-        with self._tx(what) as con:
-            return ig.append_ingested(con, batch, seen, quarantine, replayed, time.time_ns())
+        with self._lock:
+            with self._tx(what) as con:
+                ids = ig.append_ingested(con, batch, seen, quarantine, replayed, time.time_ns())
+            self._maybe_fold(len(batch))
+        return ids
 
     def seen_keys(self, source: str | None = None) -> SeenKeys:
         with self._read("reading the dedupe state") as con:
@@ -383,6 +443,7 @@ class DuckDBStore:
     def close(self) -> None:
         """Checkpoint (fold the WAL into the file) and close; idempotent."""
         with self._lock:
+            self.wait_for_fold()  # a fold needs no lock; it must end before the connection closes
             con, self._con = self._con, None
             if con is None:
                 return

@@ -13,8 +13,10 @@ import pytest
 
 from twinloop.core.errors import StoreError, ValidationError
 from twinloop.core.readings import ReadingBatch
+from twinloop.store import duckdb_readings as rd
 from twinloop.store import duckdb_schema
 from twinloop.store.duckdb_store import DuckDBStore
+from twinloop.store.memory import MemoryStore
 from twinloop.twins.twin import Twin
 
 T0 = 1_700_000_000_000_000_000
@@ -33,6 +35,7 @@ import os
 import numpy as np
 from twinloop.core.readings import ReadingBatch
 from twinloop.store.duckdb_store import DuckDBStore
+from twinloop.store.memory import MemoryStore
 from twinloop.twins.twin import Twin
 store = DuckDBStore({str(path)!r})
 i = np.arange(1000)
@@ -156,3 +159,83 @@ def test_nanosecond_timestamps_survive_a_file(tmp_path: Path) -> None:
         store.append(batch)
     with DuckDBStore(path) as store:
         assert store.history("p1").ts_ns.tolist() == [T0 + 1, T0 + 2, T0 + 3]
+
+
+def _mixed(k: int, n: int) -> ReadingBatch:
+    """Readings of 3 assets x 4 channels: new, late (older ts) and equal-ts ones, so folds must order them."""
+    rng = np.random.default_rng(k)
+    i = np.arange(n)
+    ts = T0 + rng.integers(0, 50, n) * 1000 + np.where(i % 5 == 0, 0, k * 100_000)
+    return ReadingBatch.from_arrays(
+        rng.choice(["a", "b", "c"], n), rng.choice(["w", "x", "y", "z"], n), ts, k * 10_000.0 + i
+    )
+
+
+def _columns(batch: ReadingBatch) -> list[tuple[object, ...]]:
+    cols = (batch.asset_ids, batch.channels, batch.ts_ns, batch.values)
+    return sorted(zip(*(c.tolist() for c in cols), strict=True))
+
+
+def test_a_fold_in_progress_loses_and_duplicates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fold's transaction is held open while appends and reads go on; then a failed fold; then a
+    # fold of everything. `latest()` must match the in-memory store's at every step.
+    monkeypatch.setattr(rd, "FOLD_ROWS", 1000)
+    real_fold = rd.fold_latest
+    started, gate = threading.Event(), threading.Event()
+    fail = [False]
+
+    def held_fold(con: duckdb.DuckDBPyConnection) -> int:
+        n = real_fold(con)
+        started.set()
+        assert gate.wait(30)
+        if fail[0]:
+            raise duckdb.Error("simulated fold failure")
+        return n
+
+    monkeypatch.setattr(rd, "fold_latest", held_fold)
+    store, reference = DuckDBStore(tmp_path / "fold.duckdb"), MemoryStore()
+
+    def append(k: int, n: int) -> None:
+        batch = _mixed(k, n)
+        if k % 2:
+            store.append(batch)
+        else:
+            store.append_ingested(batch)
+        reference.append(batch)
+
+    def check() -> None:
+        assert _columns(store.latest()) == _columns(reference.latest())
+        assert store.count_readings() == reference.count_readings()
+        for asset in "abc":
+            assert _columns(store.history(asset)) == _columns(reference.history(asset))
+
+    append(1, 1200)  # past FOLD_ROWS: a fold starts and holds its transaction open
+    assert started.wait(30)
+    for k in range(2, 6):  # appends commit while the fold is open; no second fold starts meanwhile
+        append(k, 700)
+        check()
+    gate.set()
+    assert store.wait_for_fold(30)
+    assert store.get_meta("latest_folded_rows") == "1200"  # the fold took only its snapshot
+    check()
+
+    started.clear()
+    gate.clear()
+    fail[0] = True
+    append(6, 10)  # 2810 unfolded: the next fold starts, and fails
+    assert started.wait(30)
+    gate.set()
+    assert store.wait_for_fold(30)
+    assert store.get_meta("latest_folded_rows") == "1200"
+    check()
+
+    fail[0] = False
+    append(7, 10)  # the next append retries, and this fold takes everything
+    assert store.wait_for_fold(30)
+    assert store.get_meta("latest_folded_rows") == str(reference.count_readings())
+    check()
+    store.close()
+    with DuckDBStore(tmp_path / "fold.duckdb") as again:  # and it is all durable
+        assert _columns(again.latest()) == _columns(reference.latest())
