@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal
 
@@ -339,16 +339,26 @@ class MqttClient:
         an earlier connection (the broker redelivers that one; its mid may now name another message) is
         answered with False and nothing is sent.
         """
-        meta = message.meta
-        if not self.manual_ack or meta.get("qos") != 1:
-            return False
-        mid = meta.get("mid")
+        return self.ack_many((message,)) == 1
+
+    def ack_many(self, messages: Iterable[RawMessage]) -> int:
+        """`ack` for a committed batch under one lock; returns how many PUBACKs went out."""
+        if not self.manual_ack:
+            return 0
+        sent, ok, client = 0, MQTTErrorCode.MQTT_ERR_SUCCESS, self._client
         with self._ack_lock:
-            if meta.get("epoch") != self._epoch or mid not in self._unacked:
-                return False
-            self._unacked.discard(mid)
-            rc = self._client.ack(mid, 1)
-        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            epoch, unacked = self._epoch, self._unacked
+            for message in messages:
+                meta = message.meta
+                if meta.get("qos") != 1 or meta.get("epoch") != epoch:
+                    continue
+                mid = meta.get("mid")
+                if mid not in unacked:
+                    continue
+                unacked.discard(mid)
+                if client.ack(mid, 1) == ok:
+                    sent += 1
+        return sent
 
     @property
     def unacked(self) -> int:

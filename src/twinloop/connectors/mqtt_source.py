@@ -12,7 +12,7 @@ only 3.1.1 (and keeps persistent sessions only for clients with credentials).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Literal
 
 from twinloop.connectors.mqtt import AvailabilityCallback, MqttClient
@@ -113,8 +113,13 @@ class MqttSource:
 
     async def ack(self, message: RawMessage) -> None:
         """Send the PUBACK (QoS 1); idempotent, and a no-op for QoS 0 and for stale connections."""
-        if self.client.ack(message):
-            self.acked += 1
+        self.acked += self.client.ack_many((message,))
+
+    def ack_many(self, messages: Iterable[RawMessage]) -> int:
+        """`ack` for a whole committed batch, without one await per message; returns PUBACKs sent."""
+        sent = self.client.ack_many(messages)
+        self.acked += sent
+        return sent
 
     async def stop(self) -> None:
         """Disconnect cleanly; unacknowledged messages stay with the broker for the next session."""

@@ -43,8 +43,10 @@ from twinloop.store.protocol import Store
 from twinloop.twins.graph import TwinGraph
 
 _log = logging.getLogger(__name__)
+_EVENTS_PER_WRITE = 500
 
 Acker = Callable[[RawMessage], Any]
+BatchAcker = Callable[[list[RawMessage]], Any]
 CommitListener = Callable[[ReadingBatch, int], None]
 """Called with ``(batch, committed_ns)`` after every commit (benchmarks measure latency with it)."""
 
@@ -119,17 +121,30 @@ class Pipeline:
         self._retry_max_s = retry_max_s
         self._queue: asyncio.Queue[RawMessage] = asyncio.Queue(queue_size)
         self._ackers: dict[str, Acker] = {}
+        self._batch_ackers: dict[str, BatchAcker] = {}
         self._listeners: list[CommitListener] = []
         self._applied: list[pa.Table] = []
         self._last_events = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
         self._store_failing = False
         self.stats = PipelineStats()
 
     # --- wiring ---------------------------------------------------------------------------------
     def register_acker(self, source: str, ack: Acker) -> None:
-        """Messages whose ``source`` is ``source`` are acknowledged with ``ack`` after commit."""
+        """Messages whose ``source`` is ``source`` are acknowledged with ``ack`` after commit.
+
+        When ``ack`` is the bound ``ack`` method of an object that also has ``ack_many`` (a `Supervisor`),
+        a committed batch is acknowledged with one ``ack_many(messages)`` call instead of an await per
+        message.
+        """
         self._ackers[source] = ack
+        owner = getattr(ack, "__self__", None)
+        many = getattr(owner, "ack_many", None) if getattr(ack, "__name__", "") == "ack" else None
+        if callable(many):
+            self._batch_ackers[source] = many
+        else:
+            self._batch_ackers.pop(source, None)
 
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
@@ -159,6 +174,7 @@ class Pipeline:
             await self._commit(self._drain())
         if getattr(self._normalizer, "held", 0):
             await self._commit([], flush=True)
+        await self._wait_events()
         self._flush_events()
 
     # --- the loop -------------------------------------------------------------------------------
@@ -178,8 +194,8 @@ class Pipeline:
             except Exception:  # a bug must not stop ingestion; unacked messages stay with the peer
                 _log.exception("ingesting a batch of %d messages failed; they were not acknowledged",
                                len(messages))
-            if time.monotonic() - self._last_events >= self.events_interval_s:
-                self._flush_events()
+            if time.monotonic() - self._last_events >= self.events_interval_s and self._events_task is None:
+                self._events_task = asyncio.create_task(self._flush_events_async(), name="ingest-events")
 
     async def _collect(self, first: RawMessage) -> list[RawMessage]:
         """A batch: what is queued now, plus what arrives while it keeps arriving (≤ max_delay_s).
@@ -226,13 +242,27 @@ class Pipeline:
             self._store_failing = False
             _log.info("storing batches works again")
         committed_ns = self._clock.now_ns()
-        ackers = self._ackers
-        for result in results.values():
-            for message in result.completed:
-                ack = ackers.get(message.source)
-                if ack is not None:
-                    await ack(message)
+        await self._ack(results)
         self._after_commit(groups, results, committed_ns)
+
+    async def _ack(self, results: dict[str, NormalizeResultLike]) -> None:
+        """Acknowledge the completed messages, per source in one call where the acker allows it."""
+        completed: list[RawMessage] = []
+        for result in results.values():
+            completed.extend(result.completed)
+        if not completed:
+            return
+        for source, messages in _by_source(completed).items():
+            many = self._batch_ackers.get(source)
+            if many is not None:
+                outcome = many(messages)
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+                continue
+            ack = self._ackers.get(source)
+            if ack is not None:
+                for message in messages:
+                    await ack(message)
 
     def _normalize(self, groups: dict[str, list[RawMessage]], flush: bool) -> dict[str, NormalizeResultLike]:
         out = {source: self._normalizer.normalize(group) for source, group in groups.items()}
@@ -268,11 +298,32 @@ class Pipeline:
 
     def _flush_events(self) -> None:
         """One `ReadingsApplied` per twin for everything committed since the last flush."""
+        self._bus_publish(self._store_events(self._take_applied()))
+
+    async def _flush_events_async(self) -> None:
+        """`_flush_events` with the store write in a worker thread, so the loop keeps reading and acking."""
+        try:
+            events = await asyncio.to_thread(self._store_events, self._take_applied())
+            self._bus_publish(events)
+        except Exception:  # a bug must not stop ingestion; the readings are stored
+            _log.exception("publishing ReadingsApplied events failed")
+        finally:
+            self._events_task = None
+
+    async def _wait_events(self) -> None:
+        task = self._events_task
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _take_applied(self) -> list[pa.Table]:
         self._last_events = time.monotonic()
-        if not self._applied:
-            return
-        table = pa.concat_tables(self._applied)
-        self._applied = []
+        applied, self._applied = self._applied, []
+        return applied
+
+    def _store_events(self, applied: list[pa.Table]) -> list[ReadingsApplied]:
+        if not applied:
+            return []
+        table = pa.concat_tables(applied)
         per_channel = table.group_by(["asset_id", "channel"]).aggregate([("channel", "count")])
         per_twin = per_channel.group_by("asset_id").aggregate(
             [("channel_count", "sum"), ("channel", "list")]
@@ -291,12 +342,19 @@ class Pipeline:
                 strict=True,
             )
         ]
-        try:
-            self._store.append_events(events)
-        except StoreError as err:  # the readings are stored; only the announcement is lost
-            _log.warning("could not store %d ReadingsApplied events: %s", len(events), err)
-        self._bus.publish(events)
-        self.stats.events += len(events)
+        # in slices: a commit waiting for the store lock waits for one slice, not for every twin's event
+        for start in range(0, len(events), _EVENTS_PER_WRITE):
+            chunk = events[start:start + _EVENTS_PER_WRITE]
+            try:
+                self._store.append_events(chunk)
+            except StoreError as err:  # the readings are stored; only the announcement is lost
+                _log.warning("could not store %d ReadingsApplied events: %s", len(chunk), err)
+        return events
+
+    def _bus_publish(self, events: list[ReadingsApplied]) -> None:
+        if events:
+            self._bus.publish(events)
+            self.stats.events += len(events)
 
 
 def _by_source(messages: list[RawMessage]) -> dict[str, list[RawMessage]]:
@@ -311,4 +369,6 @@ def _by_source(messages: list[RawMessage]) -> dict[str, list[RawMessage]]:
     return groups
 
 
-__all__ = ["CommitListener", "NormalizeResultLike", "NormalizerLike", "Pipeline", "PipelineStats"]
+__all__ = [
+    "BatchAcker", "CommitListener", "NormalizeResultLike", "NormalizerLike", "Pipeline", "PipelineStats",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from twinloop.connectors.urls import ConnectorError
 from twinloop.core.protocols import RawMessage
@@ -64,6 +64,24 @@ class Supervisor:
             return
         try:
             await source.ack(message)
+        except Exception as err:  # noqa: BLE001 - a failed ack means a redelivery, not a crash
+            _log.debug("ack on %s failed: %s", self.name, err)
+
+    async def ack_many(self, messages: Sequence[RawMessage]) -> None:
+        """`ack` for a committed batch: one call when the source has ``ack_many``; never raises."""
+        source, generation = self.source, self._generation
+        if source is None:
+            return
+        mine = [m for m in messages if m.meta.get("generation") == generation]
+        if not mine:
+            return
+        try:
+            many = getattr(source, "ack_many", None)
+            if many is not None:
+                many(mine)
+            else:
+                for message in mine:
+                    await source.ack(message)
         except Exception as err:  # noqa: BLE001 - a failed ack means a redelivery, not a crash
             _log.debug("ack on %s failed: %s", self.name, err)
 
