@@ -122,22 +122,14 @@ def run_fleet(
 
     alive = np.arange(n)
     u = np.zeros((n, len(inp)))
-    _fill_inputs(
-        u,
-        0,
-        alive,
-        climate,
-        regime,
-        year_offset,
-        hidden,
-        nominal_life_h,
-        cav_start,
-        cav_len,
-        acc_start,
-        acc_factor,
-        dt_s,
-        (c_sp, c_valve, c_suc, c_head, c_amb, c_wear, c_stuck),
-    )
+    cols = (c_sp, c_valve, c_suc, c_head, c_amb, c_wear, c_stuck)
+
+    def fill(u: np.ndarray, k: int, alive: np.ndarray) -> None:
+        """Operating inputs of the units still alive at step ``k`` (regimes, climate, faults)."""
+        _fill_inputs(u, k, alive, climate, regime, year_offset, hidden, nominal_life_h,
+                     cav_start, cav_len, acc_start, acc_factor, dt_s, cols)
+
+    fill(u, 0, alive)
     x = model.initial_state(p_all, u, rng)
     x[:, s_wear] = 0.0
     p = p_all
@@ -180,22 +172,7 @@ def run_fleet(
                 break
         if progress is not None and k % 1000 == 0:
             progress(t / 3600.0, int(alive.size))
-        _fill_inputs(
-            u,
-            k,
-            alive,
-            climate,
-            regime,
-            year_offset,
-            hidden,
-            nominal_life_h,
-            cav_start,
-            cav_len,
-            acc_start,
-            acc_factor,
-            dt_s,
-            (c_sp, c_valve, c_suc, c_head, c_amb, c_wear, c_stuck),
-        )
+        fill(u, k, alive)
     readings = _readings_table(chunks, fail_h)
     units = pa.table(
         {
