@@ -47,7 +47,8 @@ def test_keys_roles_and_bootstrap():
     p.require("read")
     with pytest.raises(PermissionDenied, match="engineer"):
         p.require("twins:write")
-    for bad in (None, "", "nonsense", "tlk_x_y", viewer[:-1] + "A"):
+    tampered = viewer[:-1] + ("B" if viewer.endswith("A") else "A")  # one secret character off
+    for bad in (None, "", "nonsense", "tlk_x_y", tampered):
         with pytest.raises(AuthError):
             keys.authenticate(bad)
     keys.revoke(record.key_id)
