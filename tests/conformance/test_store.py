@@ -9,6 +9,7 @@ import pytest
 
 from twinloop.store.checks import CHECKS, PERSISTENCE_CHECKS, Check, PersistenceCheck
 from twinloop.store.duckdb_store import DuckDBStore
+from twinloop.store.journaled import JournaledStore
 from twinloop.store.memory import MemoryStore
 from twinloop.store.protocol import Store
 
@@ -17,6 +18,7 @@ BACKENDS: dict[str, tuple[Callable[[Path], Store], bool]] = {
     "memory": (lambda _: MemoryStore(), False),
     "duckdb": (lambda d: DuckDBStore(d / "store.duckdb"), True),
     "duckdb-inmemory": (lambda _: DuckDBStore(":memory:"), False),
+    "duckdb-journaled": (lambda d: JournaledStore(DuckDBStore(d / "j.duckdb"), d / "j.duckdb.journal"), True),  # type: ignore[dict-item]
 }
 PERSISTENT = [name for name, (_, persists) in BACKENDS.items() if persists]
 

@@ -5,13 +5,15 @@
     supervisors ──offer()──► bounded queue ──► micro-batch (what is queued, ≤ max_batch messages)
         ▲                                          │ Normalizer.normalize (worker thread)
         │                                          ▼
-        └──────── ack every message ◄── Store.append_ingested(readings, dedupe keys, quarantine)
-                                                   │ then
-                                                   ▼
+        └──── ack every message ◄── Store.journal_ingested (or append_ingested): readings,
+                                                   │        dedupe keys, quarantine; durable
+                                                   ▼ then
                     ReadingsApplied per twin (coalesced per events_interval_s) → store events + bus
 
-Nothing is acknowledged before the transaction that holds its readings, dedupe keys and quarantine
-records has committed; a crash in between leads to a redelivery that dedupe removes. Only the
+Nothing is acknowledged before its readings, dedupe keys and quarantine records are durable
+together: appended and synced to the store's ingest journal when it has one (`JournaledStore`, the
+default for DuckDB files: a DuckDB checkpoint then never delays an ack), else committed in one
+transaction. A crash in between leads to a redelivery that dedupe removes. Only the
 messages the normalizer lists as ``completed`` are acknowledged: one whose readings wait in the
 reorder window is acknowledged with the batch that finally stores them (``flush`` releases them when
 no new messages come). A store failure
@@ -271,8 +273,9 @@ class Pipeline:
         return out
 
     def _store_all(self, results: dict[str, NormalizeResultLike]) -> None:
+        commit = getattr(self._store, "journal_ingested", None) or self._store.append_ingested
         for result in results.values():
-            self._store.append_ingested(result.batch, result.seen, result.rejected)
+            commit(result.batch, result.seen, result.rejected)
 
     def _after_commit(
         self, groups: dict[str, list[RawMessage]], results: dict[str, NormalizeResultLike], committed_ns: int

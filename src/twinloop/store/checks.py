@@ -413,8 +413,10 @@ def check_ingested_is_atomic(store: Store) -> None:
     bad = _rejected(payload="not bytes")  # type: ignore[arg-type]
     delta = SeenKeys(seqs=[SeenSeq("mqtt", "p1", 7)], digests=[SeenDigest("mqtt", "d", T0)])
     with _raises(ValidationError):
-        store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]), delta, [_rejected(), bad])
-    assert store.count_readings() == 1  # neither readings, nor keys, nor quarantine records
+        store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]), delta, [_rejected(), bad],
+                              meta={"check_mark": "2"})
+    assert store.count_readings() == 1  # neither readings, nor keys, nor quarantine records, nor meta
+    assert store.get_meta("check_mark") is None
     assert _rows(store.latest()) == [("p1", "flow", T0, 1.0, 0)]
     assert store.seen_keys() == SeenKeys(seqs=[SeenSeq("mqtt", "p1", 1)])
     assert store.count_quarantine(status=None) == 0
@@ -422,6 +424,9 @@ def check_ingested_is_atomic(store: Store) -> None:
         store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]),
                               SeenKeys([SeenSeq("mqtt", "p1", 5, (3,))]))
     assert store.count_readings() == 1 and store.seen_keys().seqs[0].watermark == 1
+    # meta keys go with a successful commit (a journal records how far it was applied this way)
+    store.append_ingested(_batch("p1", "flow", [T0 + S], [2.0]), None, meta={"check_mark": "3"})
+    assert store.get_meta("check_mark") == "3" and store.count_readings() == 2
 
 
 # --- persistence --------------------------------------------------------------------------------

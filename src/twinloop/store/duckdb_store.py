@@ -222,12 +222,15 @@ class DuckDBStore:
         seen: SeenDeltaLike | None = None,
         quarantine: Sequence[QuarantineEntry] = (),
         replayed: Sequence[int] = (),
+        meta: Mapping[str, str] | None = None,
     ) -> list[int]:
         """Readings, dedupe rows and quarantine records in one transaction (see `duckdb_ingest`)."""
         what = f"storing {len(batch)} ingested readings and {len(quarantine)} quarantine records"
         with self._lock:
             with self._tx(what) as con:
                 ids = ig.append_ingested(con, batch, seen, quarantine, replayed, time.time_ns())
+                for key, value in (meta or {}).items():
+                    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [str(key), str(value)])
             self._maybe_fold(len(batch))
         return ids
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twinloop.core.errors import ConfigError
 from twinloop.store.protocol import Store
@@ -59,9 +60,21 @@ def _duckdb_path(url: str) -> str:
 
 
 def _duckdb(url: str) -> Store:
+    """A DuckDB file comes with its ingest journal beside it (``<file>.journal/``), so acknowledging
+    ingested data never waits for a DuckDB checkpoint; see `twinloop.store.journaled`."""
     from twinloop.store.duckdb_store import DuckDBStore
+    from twinloop.store.journaled import JournaledStore
 
-    return DuckDBStore(_duckdb_path(url))
+    path = _duckdb_path(url)
+    store = DuckDBStore(path)
+    if path == ":memory:":
+        return store
+    try:
+        journaled: Any = JournaledStore(store, f"{path}.journal")
+    except BaseException:
+        store.close()
+        raise
+    return journaled  # type: ignore[no-any-return]
 
 
 register_backend("memory", _memory)

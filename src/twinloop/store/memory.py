@@ -195,6 +195,7 @@ class MemoryStore:
         seen: SeenDeltaLike | None = None,
         quarantine: Sequence[QuarantineEntry] = (),
         replayed: Sequence[int] = (),
+        meta: Mapping[str, str] | None = None,
     ) -> list[int]:
         """Check everything first, then change everything under one lock: all or nothing."""
         seqs, digests, expire = seen_rows(seen)
@@ -214,6 +215,7 @@ class MemoryStore:
             self._quarantine.extend(records)
             if replayed_ids:
                 self._resolve(replayed_ids, "replayed", time.time_ns())
+            self._meta.update({str(k): str(v) for k, v in (meta or {}).items()})
         return [r.id for r in records]
 
     def seen_keys(self, source: str | None = None) -> SeenKeys:

@@ -317,10 +317,12 @@ class Store(Protocol):
         seen: SeenDeltaLike | None = None,
         quarantine: Sequence[QuarantineEntry] = (),
         replayed: Sequence[int] = (),
+        meta: Mapping[str, str] | None = None,
     ) -> list[int]:
-        """Store readings, replace the dedupe rows in ``seen``, add quarantine records and mark
-        the ``replayed`` quarantine ids resolved, all in one transaction: either everything is
-        stored or nothing is. Returns the ids given to the new quarantine records, in order."""
+        """Store readings, replace the dedupe rows in ``seen``, add quarantine records, mark
+        the ``replayed`` quarantine ids resolved and set the ``meta`` keys, all in one transaction:
+        either everything is stored or nothing is. Returns the ids given to the new quarantine
+        records, in order. (``meta`` lets a journal record how far it was applied, atomically.)"""
         ...
 
     def seen_keys(self, source: str | None = None) -> SeenKeys:

@@ -10,6 +10,7 @@ from twinloop.core.errors import ConfigError
 from twinloop.store import factory
 from twinloop.store.duckdb_store import DuckDBStore
 from twinloop.store.factory import open_store, register_backend
+from twinloop.store.journaled import JournaledStore
 from twinloop.store.memory import MemoryStore
 
 
@@ -20,15 +21,17 @@ def test_memory_url() -> None:
 def test_duckdb_absolute_url(tmp_path: Path) -> None:
     path = tmp_path / "abs.duckdb"
     store = open_store(f"duckdb://{path}")  # duckdb:// + /abs/path = duckdb:///abs/path
-    assert isinstance(store, DuckDBStore) and store.path == str(path)
+    assert isinstance(store, JournaledStore) and isinstance(store.inner, DuckDBStore)
+    assert store.path == str(path)
     store.close()
     assert path.exists()
+    assert (tmp_path / "abs.duckdb.journal").is_dir()  # the ingest journal lives beside the file
 
 
 def test_duckdb_relative_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = open_store("duckdb://data/rel.duckdb")
-    assert isinstance(store, DuckDBStore) and store.path == "data/rel.duckdb"
+    assert isinstance(store, JournaledStore) and store.path == "data/rel.duckdb"
     store.close()
     assert (tmp_path / "data" / "rel.duckdb").exists()
 
@@ -41,7 +44,7 @@ def test_duckdb_in_memory_url() -> None:
 
 def test_bare_duckdb_path(tmp_path: Path) -> None:
     store = open_store(tmp_path / "bare.duckdb")
-    assert isinstance(store, DuckDBStore)
+    assert isinstance(store, JournaledStore) and isinstance(store.inner, DuckDBStore)
     store.close()
 
 
