@@ -4,12 +4,20 @@
    single-sample flat messages (``readings_per_s``) and multi-sample ones (``readings_per_s_multi``).
 2. **End to end**: ``--publishers`` processes publish multi-sample flat telemetry (``--samples-per-message``
    k samples of one device, ``--channels`` channels each) for ``--assets`` devices at QoS 1 to Mosquitto;
-   this process runs `MqttSource` (MQTT 5, manual acks) → `Pipeline` → `Normalizer` → DuckDB
-   ``append_ingested`` → ack. Offered rates are swept (``--rates``, readings/s); a rate is *sustainable*
+   this process runs `MqttSource` (MQTT 5, manual acks) → `Pipeline` → `Normalizer` →
+   ``journal_ingested`` (DuckDB store with its ingest journal, as the runtime opens it) → ack.
+   Offered rates are swept (``--rates``, readings/s); a rate is *sustainable*
    when everything published was committed within 1 s after publishing stopped and at least 95 % of
-   the offered rate was reached. The figures reported are those of the highest sustainable rate.
+   the offered rate was reached. The ``e2e_*`` figures are those of the highest sustainable rate
+   whose p99 stays within ``--p99-budget-ms`` (50 ms; ``e2e_within_budget`` false: none did, and
+   the highest sustainable rate is reported); ``e2e_max_sustained_*`` is the highest sustainable
+   rate whatever its latency.
    Latency: ``e2e_p50_ms``/``e2e_p99_ms`` are publish-to-commit per reading (commit time minus the
    message's newest sample ``ts``, which the publisher sets to its wall clock when it publishes);
+   *commit* is when the batch is durable (synced to the store's ingest journal), acknowledged to
+   the broker and handed to the runtime's state (``Pipeline.on_commit``).
+   ``queryable_p50_ms``/``queryable_p99_ms``: publish until the journal's applier has stored it in
+   DuckDB (a store read waits for that point, so this is publish-to-API-visible).
    ``sample_age_p99_ms`` adds the device-side buffering of a k-sample message ((k-1) sample periods).
 3. **Baseline, same run**: the same path with single-sample messages and one message per transaction
    (``max_batch=1``), at a rate it sustains.
@@ -147,17 +155,25 @@ async def run_e2e(url: str, folder: Path, *, assets: int, channels: int, rate: f
                         events_interval_s=1.0)
     latencies: list[np.ndarray] = []
     ages: list[np.ndarray] = []
+    queryable: list[np.ndarray] = []
 
-    def on_commit(batch: ReadingBatch, committed_ns: int) -> None:
-        ts = batch.ts_ns
-        ages.append((committed_ns - ts) / 1e6)
-        # publish-to-commit: per message (one per asset and batch here), its newest ts, per reading
-        per = pa.table({"a": batch.table.column("asset_id"), "t": ts}).group_by("a").aggregate(
+    def since_publish(batch: ReadingBatch, at_ns: int) -> np.ndarray:
+        """Per reading: ms from its message's publication (the message's newest ts) to ``at_ns``."""
+        per = pa.table({"a": batch.table.column("asset_id"), "t": batch.ts_ns}).group_by("a").aggregate(
             [("t", "max"), ("t", "count")])
         newest = per.column("t_max").to_numpy()
-        latencies.append(np.repeat((committed_ns - newest) / 1e6, per.column("t_count").to_numpy()))
+        return np.repeat((at_ns - newest) / 1e6, per.column("t_count").to_numpy())
+
+    def on_commit(batch: ReadingBatch, committed_ns: int) -> None:
+        ages.append((committed_ns - batch.ts_ns) / 1e6)
+        latencies.append(since_publish(batch, committed_ns))  # one message per asset and batch here
+
+    def on_applied(entries: Any, applied_ns: int) -> None:
+        queryable.extend(since_publish(e.batch, applied_ns) for e in entries if len(e.batch))
 
     pipeline.on_commit(on_commit)
+    if hasattr(store, "on_applied"):
+        store.on_applied(on_applied)
     source_name = f"mqtt-{label}"
     sup = Supervisor(source_name, lambda: MqttSource(url, ["bench/+/telemetry"], name=source_name,
                                                       client_id=f"bench-{label}", persistent=False,
@@ -202,6 +218,7 @@ async def run_e2e(url: str, folder: Path, *, assets: int, channels: int, rate: f
     gc.unfreeze()
     lat = np.concatenate(latencies) if latencies else np.zeros(1)
     age = np.concatenate(ages) if ages else np.zeros(1)
+    visible = np.concatenate(queryable) if queryable else lat  # no journal: committed = queryable
     wall = done - t0
     drain = done - publish_end
     achieved = stored / wall
@@ -214,6 +231,8 @@ async def run_e2e(url: str, folder: Path, *, assets: int, channels: int, rate: f
         "readings_per_s": round(achieved), "msgs_per_s": round(published / wall),
         "p50_ms": round(float(np.percentile(lat, 50)), 1), "p99_ms": round(float(np.percentile(lat, 99)), 1),
         "sample_age_p99_ms": round(float(np.percentile(age, 99)), 1), "batches": pipeline.stats.batches,
+        "queryable_p50_ms": round(float(np.percentile(visible, 50)), 1),
+        "queryable_p99_ms": round(float(np.percentile(visible, 99)), 1),
         "rejected": pipeline.stats.rejected, "duplicates": pipeline.stats.duplicates,
         "sustainable": drain < 1.0 and published >= 0.95 * msg_rate * duration
         and stored == published * channels * samples,
@@ -293,7 +312,8 @@ def inprocess(assets: int, channels: int, folder: Path, samples: int = 1) -> dic
 def _short(r: dict[str, Any]) -> str:
     return (f"offered {r['offered_readings_per_s']:,.0f}/s: {r['readings_per_s']:,}/s stored "
             f"({r['msgs_per_s']:,} msgs/s), drain {r['drain_s']} s, queue max {r['max_queued_msgs']}, "
-            f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (sample age p99 {r['sample_age_p99_ms']} ms), "
+            f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms (sample age p99 {r['sample_age_p99_ms']} ms; "
+            f"queryable in DuckDB p50 {r['queryable_p50_ms']} ms, p99 {r['queryable_p99_ms']} ms), "
             f"{'sustainable' if r['sustainable'] else 'NOT sustainable'}")
 
 
@@ -311,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qos", type=int, default=1, choices=(0, 1))
     parser.add_argument("--baseline-rate", type=float, default=2_000, help="readings/s offered")
     parser.add_argument("--skip-inprocess", action="store_true")
+    parser.add_argument("--p99-budget-ms", type=float, default=50.0,
+                        help="the e2e_* figures are those of the highest sustainable rate within this p99")
     args = parser.parse_args(argv)
     if not MosquittoBroker.available():
         sys.exit("mosquitto is not installed (apt-get install mosquitto)")
@@ -343,7 +365,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"baseline (single-sample messages, one transaction per message), {_short(base)}",
                   flush=True)
     ok = [r for r in runs if r["sustainable"]]
-    best = ok[-1] if ok else runs[0]
+    within = [r for r in ok if r["p99_ms"] < args.p99_budget_ms]
+    best = within[-1] if within else ok[-1] if ok else runs[0]  # the reported rate: see the docstring
+    top = ok[-1] if ok else runs[0]
     ratio = best["readings_per_s"] / base["readings_per_s"] if base["readings_per_s"] else None
     print("timings are from a shared 2-core machine and noisy")
     print(json.dumps({
@@ -351,7 +375,10 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_readings_per_s": inproc.get("cpu_readings_per_s"),
         "readings_per_s_multi": multi.get("readings_per_s"),
         "e2e_readings_per_s": best["readings_per_s"], "e2e_p50_ms": best["p50_ms"],
+        "e2e_p99_budget_ms": args.p99_budget_ms, "e2e_within_budget": bool(within),
+        "e2e_max_sustained_readings_per_s": top["readings_per_s"], "e2e_max_sustained_p99_ms": top["p99_ms"],
         "e2e_p99_ms": best["p99_ms"], "e2e_sample_age_p99_ms": best["sample_age_p99_ms"],
+        "e2e_queryable_p50_ms": best["queryable_p50_ms"], "e2e_queryable_p99_ms": best["queryable_p99_ms"],
         "e2e_offered_readings_per_s": best["offered_readings_per_s"], "e2e_sustainable": best["sustainable"],
         "e2e_msgs_per_s": best["msgs_per_s"], "e2e_lost": best["expected_readings"] - best["stored_readings"],
         "samples_per_message": args.samples_per_message, "publishers": args.publishers,

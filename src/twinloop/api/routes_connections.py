@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from twinloop.api.deps import get_runtime, require
 from twinloop.core.clock import ns_to_datetime
@@ -55,6 +55,8 @@ class IngestPublic(BaseModel):
     batches: int = 0
     store_retries: int = 0
     pending: int = 0
+    journal_backlog: int = Field(0, description="readings acknowledged (durable in the store's ingest "
+                                                "journal) and not yet in the store's tables")
     last_commit: str | None = None
 
 
@@ -81,7 +83,8 @@ def list_connections(runtime: RuntimeDep, _: Reader) -> ConnectionsPublic:
         st = pipeline.stats
         ingest = IngestPublic(running=True, messages=st.messages, readings=st.readings, rejected=st.rejected,
                               duplicates=st.duplicates, batches=st.batches, store_retries=st.store_retries,
-                              pending=pipeline.pending, last_commit=_iso(st.last_commit_ns))
+                              pending=pipeline.pending, last_commit=_iso(st.last_commit_ns),
+                              journal_backlog=int(getattr(runtime.store, "pending_readings", 0)))
     return ConnectionsPublic(connections=[ConnectionPublic.of(r) for r in runtime.connections.rows()],
                              ingest=ingest)
 

@@ -12,8 +12,8 @@ twinloop.core.errors.ValidationError: invalid id 'bad id': use 1-128 letters, ..
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from twinloop.core.errors import ValidationError
 
@@ -31,8 +31,9 @@ def validate_id(value: str, *, what: str = "id") -> str:
 
 
 def new_id() -> str:
-    """A random, sortable-enough unique id (uuid4 hex) for events, keys and audit records."""
-    return uuid.uuid4().hex
+    """A random unique id (128 bits as 32 hex digits, like a uuid4's hex) for events, keys and audit
+    records; ``os.urandom`` directly, because ingest mints thousands of event ids a second."""
+    return os.urandom(16).hex()
 
 
 __all__ = ["ID_PATTERN", "new_id", "validate_id"]
