@@ -19,8 +19,8 @@
    ``queryable_p50_ms``/``queryable_p99_ms``: publish until the journal's applier has stored it in
    DuckDB (a store read waits for that point, so this is publish-to-API-visible).
    ``sample_age_p99_ms`` adds the device-side buffering of a k-sample message ((k-1) sample periods).
-3. **Baseline, same run**: the same path with single-sample messages and one message per transaction
-   (``max_batch=1``), at a rate it sustains.
+3. **Baseline, same run**: the naive path: single-sample messages, one message per DuckDB
+   transaction (``max_batch=1``, a plain `DuckDBStore` without the journal), at ``--baseline-rate``.
 4. ``bytes_per_twin``: RSS growth of a fresh process per twin after its ingest state (routes, slots with
    the last value per channel, dedupe rows) was built for every twin by one message each; the latest
    values in DuckDB are on disk and not counted.
@@ -56,6 +56,7 @@ from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import ConnectionTable
 from twinloop.runtime.pipeline import Pipeline
 from twinloop.runtime.supervisor import Supervisor
+from twinloop.store.duckdb_store import DuckDBStore
 from twinloop.store.factory import open_store
 from twinloop.twins.registry import TypeRegistry
 
@@ -136,7 +137,7 @@ def rss_bytes() -> int:
 
 async def run_e2e(url: str, folder: Path, *, assets: int, channels: int, rate: float, duration: float,
                   publishers: int, max_batch: int, qos: int, label: str, samples: int = 1,
-                  batch_ms: float = 10.0) -> dict[str, Any]:
+                  batch_ms: float = 10.0, journal: bool = True) -> dict[str, Any]:
     """Publishers → Mosquitto → MqttSource → Pipeline → DuckDB at ``rate`` readings/s offered."""
     from twinloop.ingest.mapping import load_mapping
     from twinloop.ingest.normalizer import NormalizePolicy, Normalizer
@@ -147,7 +148,8 @@ async def run_e2e(url: str, folder: Path, *, assets: int, channels: int, rate: f
     normalizer = Normalizer(load_mapping(mapping_path), registry, dict.fromkeys(devices, "BenchAsset"),
                             SystemClock(), NormalizePolicy())
     warm_up(normalizer, devices, channels)
-    store = open_store(f"duckdb:///{folder / f'{label}.duckdb'}")
+    path = folder / f"{label}.duckdb"
+    store: Any = open_store(f"duckdb:///{path}") if journal else DuckDBStore(path)
     clock = SystemClock()
     table = ConnectionTable(clock)
     pipeline = Pipeline(store, normalizer, EventBus(), clock, connections=table, max_batch=max_batch,
@@ -361,7 +363,8 @@ def main(argv: list[str] | None = None) -> None:
             base = asyncio.run(run_e2e(broker.url, folder, assets=min(args.assets, 1_000),
                                        channels=args.channels, rate=args.baseline_rate,
                                        duration=min(args.duration, 5.0), publishers=1, max_batch=1,
-                                       qos=args.qos, label="baseline", samples=1, batch_ms=args.batch_ms))
+                                       qos=args.qos, label="baseline", samples=1, batch_ms=args.batch_ms,
+                                       journal=False))
             print(f"baseline (single-sample messages, one transaction per message), {_short(base)}",
                   flush=True)
     ok = [r for r in runs if r["sustainable"]]

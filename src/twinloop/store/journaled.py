@@ -106,7 +106,11 @@ class JournaledStore:
         quarantine: Sequence[QuarantineEntry] = (),
     ) -> int:
         """Like ``append_ingested`` (readings, dedupe rows and quarantine records, all or nothing),
-        durable when it returns; stored in the inner store shortly after. Returns the entry's seq."""
+        durable when it returns; stored in the inner store shortly after. Returns the entry's seq
+        (for a commit with nothing in it, the seq of the newest entry: nothing is written)."""
+        if not len(batch) and not quarantine and (seen is None or not (
+                seen.seqs or seen.digests or seen.expire_before_ns is not None)):
+            return self._journal.last_seq
         with self._cond:
             while self._pending_readings >= self.max_pending_readings and not self._closing:
                 self._cond.wait(0.5)
@@ -161,6 +165,8 @@ class JournaledStore:
 
     # --- everything else: the inner store, after the journal ---------------------------------------
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "inner":  # copy/pickle probes, or before __init__ set it
+            raise AttributeError(name)
         attr = getattr(self.inner, name)
         if not callable(attr):
             return attr

@@ -156,3 +156,11 @@ def test_a_full_backlog_pushes_back_on_the_writer(tmp_path: Path) -> None:
     assert not blocked.is_alive()
     assert store.wait_applied(timeout=10) and store.count_readings() == 40
     store.close()
+
+
+def test_an_empty_commit_writes_nothing(tmp_path: Path) -> None:
+    store = JournaledStore(MemoryStore(), tmp_path / "journal")
+    seq = store.journal_ingested(_batch(0))
+    assert store.journal_ingested(ReadingBatch.empty(), SeenKeys()) == seq
+    assert store.wait_applied(timeout=10) and store.count_readings() == 10
+    store.close()
