@@ -17,7 +17,7 @@
    *commit* is when the batch is durable (synced to the store's ingest journal), acknowledged to
    the broker and handed to the runtime's state (``Pipeline.on_commit``).
    ``queryable_p50_ms``/``queryable_p99_ms``: publish until the journal's applier has stored it in
-   DuckDB (a store read waits for that point, so this is publish-to-API-visible).
+   DuckDB, where history reads wait for it (latest values are served from commit on).
    ``sample_age_p99_ms`` adds the device-side buffering of a k-sample message ((k-1) sample periods).
 3. **Baseline, same run**: the naive path: single-sample messages, one message per DuckDB
    transaction (``max_batch=1``, a plain `DuckDBStore` without the journal), at ``--baseline-rate``.

@@ -206,6 +206,18 @@ class ReadingBatch:
         )
         return ReadingBatch(self._table.take(idx))
 
+    def newest(self) -> ReadingBatch:
+        """The newest reading per (asset, channel), ordered by asset then channel; on equal ``ts``
+        the later row wins (the sort is stable)."""
+        table = self.sorted().table
+        if table.num_rows == 0:
+            return self
+        a = table.column("asset_id").to_numpy(zero_copy_only=False)
+        c = table.column("channel").to_numpy(zero_copy_only=False)
+        last = np.ones(len(a), bool)
+        last[:-1] = (a[1:] != a[:-1]) | (c[1:] != c[:-1])
+        return ReadingBatch(table.filter(pa.array(last)))
+
     def to_records(self) -> list[dict[str, Any]]:
         """Plain dicts (``ts`` as epoch ns) for small batches at the API boundary; never in hot paths."""
         return [

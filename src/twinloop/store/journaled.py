@@ -8,7 +8,8 @@ crash loses nothing acknowledged: on open, entries after that seq are applied be
 else runs, and then their segments are deleted.
 
 Every other method is the inner store's, called after the entries journaled before it were applied
-(read-your-writes: a reader never misses a reading that was acknowledged before it asked).
+(read-your-writes: a reader never misses a reading that was acknowledged before it asked); ``latest``
+does not wait: it overlays the entries still pending on the inner store's answer.
 ``append_ingested`` itself stays synchronous, for callers that need the quarantine ids back.
 
 ::
@@ -28,6 +29,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from twinloop.core.errors import StoreError
 from twinloop.core.readings import ReadingBatch
@@ -162,6 +166,25 @@ class JournaledStore:
                     return False
                 self._cond.wait(0.1)
         return True
+
+    # --- reads --------------------------------------------------------------------------------------
+    def latest(
+        self, asset_ids: Sequence[str] | None = None, channels: Sequence[str] | None = None
+    ) -> ReadingBatch:
+        """The inner store's latest values overlaid with the journaled entries not yet applied: twin
+        state is current as soon as a batch is acknowledged, without waiting for the applier (nor
+        for a failing store)."""
+        with self._cond:
+            pending = [e.batch for e in self._pending if len(e.batch)]
+        base = self.inner.latest(asset_ids, channels)  # includes whatever was applied meanwhile
+        if not pending:
+            return base
+        tail = ReadingBatch.concat(pending).table
+        if asset_ids is not None:
+            tail = tail.filter(pc.is_in(tail.column("asset_id"), pa.array(list(asset_ids), pa.string())))
+        if channels is not None:
+            tail = tail.filter(pc.is_in(tail.column("channel"), pa.array(list(channels), pa.string())))
+        return ReadingBatch.concat([base, ReadingBatch(tail)]).newest()
 
     # --- everything else: the inner store, after the journal ---------------------------------------
     def __getattr__(self, name: str) -> Any:

@@ -112,14 +112,7 @@ class MemoryStore:
         self, asset_ids: Sequence[str] | None = None, channels: Sequence[str] | None = None
     ) -> ReadingBatch:
         table = _in(_in(self._table(), "asset_id", asset_ids), "channel", channels)
-        if table.num_rows == 0:
-            return ReadingBatch.empty()
-        table = _sort(table, ["asset_id", "channel", "ts"])
-        a = table.column("asset_id").to_numpy(zero_copy_only=False)
-        c = table.column("channel").to_numpy(zero_copy_only=False)
-        last = np.ones(len(a), bool)
-        last[:-1] = (a[1:] != a[:-1]) | (c[1:] != c[:-1])
-        return ReadingBatch(table.filter(pa.array(last)))
+        return ReadingBatch(table).newest()
 
     def _asset(
         self,

@@ -164,3 +164,21 @@ def test_an_empty_commit_writes_nothing(tmp_path: Path) -> None:
     assert store.journal_ingested(ReadingBatch.empty(), SeenKeys()) == seq
     assert store.wait_applied(timeout=10) and store.count_readings() == 10
     store.close()
+
+
+def test_latest_is_current_at_once_even_while_the_store_cannot_keep_up(tmp_path: Path) -> None:
+    inner = FlakyStore()
+    store = JournaledStore(inner, tmp_path / "journal")
+    store.journal_ingested(ReadingBatch.from_arrays(["p1", "p2"], "flow", [T0, T0], [1.0, 2.0]))
+    assert store.wait_applied(timeout=10)
+    inner.failing.set()  # from now on nothing reaches the inner store
+    store.journal_ingested(ReadingBatch.from_arrays(["p1", "p1", "p3"], ["flow", "head", "flow"],
+                                                    [T0, T0 + 5, T0 - 5], [1.5, 30.0, 3.0]))
+    rows = list(zip(*[c.to_pylist() for c in store.latest().table.select(["asset_id", "channel", "value"])
+                      .columns], strict=True))
+    # p1/flow: same ts, the later reading wins; p2 from the inner store; the rest from the journal
+    assert rows == [("p1", "flow", 1.5), ("p1", "head", 30.0), ("p2", "flow", 2.0), ("p3", "flow", 3.0)]
+    assert store.latest(["p1"], ["head"]).values.tolist() == [30.0]
+    assert inner.count_readings() == 2
+    inner.failing.clear()
+    store.close()
