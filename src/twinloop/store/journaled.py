@@ -10,7 +10,8 @@ else runs, and then their segments are deleted.
 Every other method is the inner store's, called after the entries journaled before it were applied
 (read-your-writes: a reader never misses a reading that was acknowledged before it asked); ``latest``
 does not wait: it overlays the entries still pending on the inner store's answer.
-``append_ingested`` itself stays synchronous, for callers that need the quarantine ids back.
+``append`` is journaled too; ``append_ingested`` stays synchronous, for callers that need the
+quarantine ids back.
 
 ::
 
@@ -132,6 +133,12 @@ class JournaledStore:
         """Call ``listener(entries, applied_ns)`` on the applier thread after entries reach the inner
         store (benchmarks measure publish-to-queryable latency with it); it must be quick."""
         self._listeners.append(listener)
+
+    def append(self, batch: ReadingBatch) -> int:
+        """`Store.append` through the journal: durable on return, without waiting for the inner store
+        (the runtime appends estimates right after each ingest commit, on its event loop)."""
+        self.journal_ingested(batch)
+        return len(batch)
 
     @property
     def pending_readings(self) -> int:

@@ -182,3 +182,15 @@ def test_latest_is_current_at_once_even_while_the_store_cannot_keep_up(tmp_path:
     assert inner.count_readings() == 2
     inner.failing.clear()
     store.close()
+
+
+def test_append_is_journaled_and_does_not_wait_for_a_busy_store(tmp_path: Path) -> None:
+    inner = FlakyStore()
+    store = JournaledStore(inner, tmp_path / "journal")
+    inner.failing.set()
+    store.journal_ingested(_batch(0))
+    assert store.append(_batch(1)) == 10  # returns at once: durable in the journal
+    assert store.pending_readings == 20 and store.latest().values.tolist() == [1.0]
+    inner.failing.clear()
+    assert store.wait_applied(timeout=10) and inner.count_readings() == 20
+    store.close()
