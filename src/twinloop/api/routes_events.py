@@ -6,6 +6,7 @@ import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 
 from twinloop.api.deps import get_runtime, require
 from twinloop.api.schemas import EventPublic
@@ -40,8 +41,8 @@ async def live_events(
     runtime: Runtime = websocket.app.state.runtime
     auth = websocket.headers.get("authorization", "")
     token = websocket.query_params.get("key") or auth.removeprefix("Bearer ").strip() or None
-    try:
-        runtime.keys.authenticate(token).require("read")
+    try:  # the key lookup reads the store: off the event loop, which carries ingestion too
+        (await run_in_threadpool(runtime.keys.authenticate, token)).require("read")
     except AuthError as err:
         await websocket.close(code=4401 if type(err) is AuthError else 4403, reason=err.message)
         return
