@@ -21,6 +21,7 @@ from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.pipeline import Pipeline
 from twinloop.runtime.settings import load_settings
 from twinloop.runtime.supervisor import Supervisor
+from twinloop.store.journaled import JournaledStore
 from twinloop.store.memory import MemoryStore
 
 
@@ -92,13 +93,13 @@ class WatchedStore(MemoryStore):
         self.acked_at_commit: list[int] = []
 
     def append_ingested(self, batch: ReadingBatch, seen: Any = None, quarantine: Sequence[Any] = (),
-                        replayed: Sequence[int] = ()) -> list[int]:
+                        replayed: Sequence[int] = (), meta: Any = None) -> list[int]:
         if self.failures:
             self.failures -= 1
             raise StoreError("disk full (scripted)")
         if self.source is not None:
             self.acked_at_commit.append(len(self.source.acked))
-        return super().append_ingested(batch, seen, quarantine, replayed)
+        return super().append_ingested(batch, seen, quarantine, replayed, meta)
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -159,6 +160,27 @@ async def test_store_failure_retries_the_batch_and_acks_nothing_until_it_commits
     assert len([r for r in caplog.records if "failed" in r.message]) == 1  # logged once, not per retry
     await sup.close()
     await pipeline.stop()
+
+
+async def test_with_a_journal_acks_go_on_while_the_store_itself_is_failing(clock: Any, tmp_path: Any) -> None:
+    source = FakeSource("fake")
+    inner = WatchedStore(failures=10**9)  # DuckDB stalled or failing: nothing gets in
+    store = JournaledStore(inner, tmp_path / "journal")
+    pipeline, sup, _, _ = make(store, source, clock)  # type: ignore[arg-type]
+    pipeline.start()
+    sup.start()
+    await until(lambda: source.connected)
+    source.push_many([("t", flat("pump-A1", i, flow=float(i))) for i in range(30)])
+    await until(lambda: len(source.acked) == 30)  # acknowledged: durable in the journal
+    assert inner.count_readings() == 0 and store.pending_readings == 30
+    assert store.latest(["pump-A1"]).values.tolist() == [29.0]  # and already the twin's state
+    inner.failures = 0
+    assert await asyncio.to_thread(store.wait_applied, None, 10)
+    assert inner.count_readings() == 30
+    await sup.stop_reading()
+    await pipeline.stop()
+    await sup.close()
+    store.close()
 
 
 async def test_readings_applied_is_one_event_per_twin_per_interval(clock: Any) -> None:
