@@ -151,7 +151,7 @@ class IngestJournal:
             f.write(frame)
             f.flush()
             if self.sync:
-                os.fdatasync(f.fileno())
+                _datasync(f.fileno())
         except OSError as err:
             self._abandon()
             raise StoreError(f"cannot write the ingest journal in {self.folder}: {err}",
@@ -194,11 +194,7 @@ class IngestJournal:
             self._active = self.folder / f"{self._next:016d}{_SUFFIX}"
             self._file = open(self._active, "ab")  # noqa: SIM115 - held open across appends
             if self.sync:  # the new file's name must survive a crash too
-                fd = os.open(self.folder, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _sync_folder(self.folder)
         return self._file
 
     def _finish_active(self) -> None:
@@ -217,6 +213,21 @@ class IngestJournal:
                 pass
             self._closed.append((self._active, self._last))
         self._file, self._active = None, None
+
+
+_datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new file's directory entry durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Windows: directory entries are durable with the file
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- encoding -------------------------------------------------------------------------------------
