@@ -16,7 +16,8 @@ Everything physical lives in two state matrices — ``PumpUnitModel`` with one r
 * the reservoir's outlet follows the production demand of `Environment`.
 
 A pump whose bearing wear reaches 1 trips (setpoint 0, not running), the failure is recorded
-with its time, and the line's standby pump starts (``auto_standby``).
+with its time, and the line's standby pump starts (``auto_standby``). ``replaceBearing`` on a
+stopped pump resets its wear and clears the trip (recorded under ``repairs`` in the ground truth).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class PumpStationPlant(CommandMixin):
         self._outlet = 0.0
         self._intake = np.zeros(n_lines)
         self._failures: list[dict[str, Any]] = []
+        self._repairs: list[dict[str, Any]] = []
         self._in_m3 = np.zeros(n_lines + 1)
         self._out_m3 = np.zeros(n_lines + 1)
         self._spill_m3 = np.zeros(n_lines + 1)
@@ -342,7 +344,7 @@ class PumpStationPlant(CommandMixin):
         return Sample(self._t, tuple(np.split(v, self._offsets[1:-1])), online)
 
     def ground_truth(self) -> dict[str, Any]:
-        """Hidden truth: wear, cavitation and state per pump, faults, failures, tank ledgers."""
+        """Hidden truth: wear, cavitation and state per pump, faults, failures, repairs, tank ledgers."""
         st, out = self.model.states, self.model.outputs
         wear = self._x[:, index(st, "bearing_wear")]
         cav = self._y[:, index(out, "cavitation")]
@@ -357,6 +359,7 @@ class PumpStationPlant(CommandMixin):
             "faults": self.faults.records(self._t),
             "fault_history": self.faults.records(),
             "failures": [dict(f) for f in self._failures],
+            "repairs": [dict(r) for r in self._repairs],
             "header_head_m": {
                 f"line-{x}": float(h) for x, h in zip(self.lines, self._header_head, strict=True)
             },

@@ -71,6 +71,8 @@ class CommandMixin:
                 f"{pid} ramping to {rpm:g} rpm",
                 {"speed_setpoint": rpm, "running": rpm > 0, "control_mode": "remote"},
             )
+        if name == "replaceBearing":
+            return self._replace_bearing(k)
         if name == "start":
             self.running[k], self.manual[k] = True, False
             return CommandResult(
@@ -101,6 +103,23 @@ class CommandMixin:
             f"{pid} valve ramping to {position:g} % over {duration:g} s",
             {"valve.position": position, "duration": duration},
         )
+
+    def _replace_bearing(self: PumpStationPlant, k: int) -> CommandResult:
+        """A new bearing: wear 0, the pump's bearing-wear faults end, a trip is cleared (it stays
+        stopped until ``start``). Refused while the rotor turns, as a lockout would refuse it."""
+        pid = self.pumps[k].id
+        if self.running[k] or self._x[k, index(self.model.states, "speed")] > 1.0:
+            return CommandResult(False, f"{pid} is running; stop it before replacing the bearing")
+        self._x[k, index(self.model.states, "bearing_wear")] = 0.0
+        for fault in self.faults.active(self._t, ("bearing_wear",)):
+            if fault.device == pid:
+                self.faults.clear(fault.id, self._t)
+        was_failed = bool(self.failed[k])
+        self.failed[k] = False
+        self._repairs.append({"device": pid, "t_s": self._t, "kind": "bearing_replaced",
+                              "was_failed": was_failed})
+        return CommandResult(True, f"{pid} has a new bearing{'; the trip is cleared' if was_failed else ''}",
+                             {"failed": False, "bearing_wear": 0.0})
 
     def _inject_command(
         self: PumpStationPlant, device_id: str, args: dict[str, Any], values: dict[str, float]

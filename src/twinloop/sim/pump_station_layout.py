@@ -85,6 +85,8 @@ PUMP_COMMANDS = (
     CommandSpec("setSpeed", {"rpm": (0.0, 3000.0)}, "Ask the drive for a new speed; it ramps."),
     CommandSpec("start", {}, "Start the pump under station control."),
     CommandSpec("stop", {"emergency": (0.0, 1.0)}, "Ramp down; emergency=1 cuts the drive (coasts)."),
+    CommandSpec("replaceBearing", {}, "Maintenance on a stopped pump: fit a new bearing (wear back to "
+                "zero, a bearing-wear fault ends); a tripped pump can start again."),
     CommandSpec("setPosition", {"position": (0.0, 100.0)}, "Valve component: move to a position [%]."),
     CommandSpec(
         "setPositionRamp",

@@ -228,6 +228,24 @@ def test_accelerated_wear_fails_earlier_trips_and_starts_the_standby() -> None:
     assert not res.ok and "bearing" in res.message
 
 
+def test_a_new_bearing_clears_the_trip_and_ends_the_wear_fault() -> None:
+    plant = PumpStationPlant(noise=False, start_time_s=10 * 3600.0)
+    plant.inject(Fault("bearing_wear", "pump-B1", start_s=plant.t_s, params={"factor": 3e4}))
+    while not plant.ground_truth()["failures"]:
+        plant.step(60)
+    refused = plant.apply_command("pump-B4", "replaceBearing", {})  # the standby took over: running
+    assert not refused.ok and "stop it" in refused.message
+    res = plant.apply_command("pump-B1", "replaceBearing", {})
+    assert res.ok and "trip is cleared" in res.message
+    truth = plant.ground_truth()
+    assert truth["wear"]["pump-B1"] == 0.0 and not truth["failed"]["pump-B1"]
+    assert [(r["device"], r["was_failed"]) for r in truth["repairs"]] == [("pump-B1", True)]
+    assert all(f["end_s"] is not None for f in truth["fault_history"] if f["device"] == "pump-B1")
+    assert plant.apply_command("pump-B1", "start", {}).ok
+    plant.step(600)
+    assert read(plant, "pump-B1", "flow") > 50 and plant.ground_truth()["wear"]["pump-B1"] < 0.01
+
+
 def test_same_seed_and_commands_give_identical_samples() -> None:
     def run(seed: int) -> list[np.ndarray]:
         plant = PumpStationPlant(seed=seed, start_time_s=3600.0)
