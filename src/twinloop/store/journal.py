@@ -50,7 +50,9 @@ _SEEN_SCHEMA = pa.schema([
 ])
 _DIGEST_SCHEMA = pa.schema([("source", pa.string()), ("digest", pa.string()), ("received_ns", pa.int64())])
 _QUARANTINE_SCHEMA = pa.schema([
-    ("reason", pa.string()), ("message", pa.string()), ("payload", pa.binary()), ("topic", pa.string()),
+    # per-reading rejects of one message share its payload: stored once per entry, not per reading
+    ("reason", pa.string()), ("message", pa.string()), ("payload", pa.dictionary(pa.int32(), pa.binary())),
+    ("topic", pa.string()),
     ("source", pa.string()), ("received_ns", pa.int64()), ("twin_id", pa.string()),
     ("channel", pa.string()), ("value", pa.float64()), ("ts_ns", pa.int64()), ("item", pa.string()),
 ])
@@ -249,7 +251,9 @@ def _tables(entry: JournalEntry) -> list[pa.Table | None]:
         "received_ns": [d.received_ns for d in entry.digests],
     }, schema=_DIGEST_SCHEMA) if entry.digests else None
     quarantine = pa.table({
-        name: [getattr(r, name) for r in entry.quarantine] for name in _QUARANTINE_SCHEMA.names
+        name: pa.array([r.payload for r in entry.quarantine], pa.binary()).dictionary_encode()
+        if name == "payload" else [getattr(r, name) for r in entry.quarantine]
+        for name in _QUARANTINE_SCHEMA.names
     }, schema=_QUARANTINE_SCHEMA) if entry.quarantine else None
     return [entry.batch.table if len(entry.batch) else None, seqs, digests, quarantine]
 

@@ -108,3 +108,16 @@ def test_merge_keeps_order_newest_dedupe_row_and_everything_else() -> None:
     assert [(r.device, r.watermark) for r in merged.seqs] == [("other0", 1), ("other1", 1), ("p1", 3),
                                                               ("other2", 1)]
     assert len(merged.digests) == 3 and len(merged.quarantine) == 3 and merged.expire_before_ns == T0 + 2
+
+
+def test_a_payload_shared_by_many_rejected_readings_is_written_once(tmp_path: Path) -> None:
+    journal = IngestJournal(tmp_path)
+    journal.recover(0)
+    payload = b"x" * 10_000  # one message, 100 of its readings rejected
+    rejected = [QuarantineRecord(0, "unit_mismatch", "degF?", payload, "t/p1", "mqtt", T0, "p1", "flow",
+                                 float(i), T0, f"flow[{i}]") for i in range(100)]
+    journal.append(ReadingBatch.empty(), None, rejected)
+    journal.close()
+    assert sum(p.stat().st_size for p in tmp_path.glob("*.tlj")) < 3 * len(payload)  # not 100x
+    (entry,) = IngestJournal(tmp_path).recover(0)
+    assert entry.quarantine == rejected
