@@ -45,7 +45,9 @@ _log = logging.getLogger(__name__)
 
 
 def example_plant_path(name: str = "pump-station") -> Path:
-    """The plant file of a shipped example (``examples/<name>/plant.yaml`` in the source tree)."""
+    """The plant file of a shipped example: ``twinloop/examples/<name>/plant.yaml``, package data
+    (so ``twinloop demo`` works from a plain ``pip install``; ``examples/`` at the top of a source
+    checkout links there)."""
     here = Path(__file__).resolve()
     for root in here.parents:
         candidate = root / "examples" / name / "plant.yaml"
@@ -53,7 +55,7 @@ def example_plant_path(name: str = "pump-station") -> Path:
             return candidate
     raise ConfigError(
         f"example plant {name!r} not found",
-        hint="run from a twinloop source checkout, or pass --plant PATH",
+        hint="shipped examples: pump-station, building; or pass --plant PATH",
     )
 
 
