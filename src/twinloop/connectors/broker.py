@@ -150,6 +150,8 @@ class EmbeddedBroker(_BrokerProcess):
             self.host,
             "--port",
             str(self.port),
+            "--parent-pid",  # it exits with us, even when we are killed
+            str(os.getpid()),
         ]
         env: dict[str, str] = {}
         if self.username is not None and self.password is not None:
@@ -227,7 +229,20 @@ def amqtt_config(host: str, port: int, password_file: str | None = None) -> dict
     return {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "plugins": auth}
 
 
-async def _serve(host: str, port: int, username: str | None, password: str | None) -> None:
+async def _watch_parent(parent: int, stop: asyncio.Event, every_s: float = 0.5) -> None:
+    """Stop when the process that started us is gone (reparented): a runtime killed with SIGKILL
+    must not leave its embedded broker holding the port, where devices would keep publishing to a
+    broker nobody reads while the restarted runtime listens elsewhere."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            _log.warning("the process that started this broker is gone; stopping")
+            stop.set()
+            return
+        await asyncio.sleep(every_s)
+
+
+async def _serve(host: str, port: int, username: str | None, password: str | None,
+                 parent: int | None = None) -> None:
     from amqtt.broker import Broker
 
     password_file = None
@@ -243,6 +258,7 @@ async def _serve(host: str, port: int, username: str | None, password: str | Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.ensure_future(_watch_parent(parent, stop)) if parent is not None else None
     await broker.start()
     try:
         await stop.wait()
@@ -253,6 +269,8 @@ async def _serve(host: str, port: int, username: str | None, password: str | Non
             pass
         if password_file:
             os.unlink(password_file)
+        if watch is not None:
+            watch.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -261,9 +279,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--username", help=f"require this user; the password comes from ${_PASSWORD_ENV}")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process (our parent) is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_serve(args.host, args.port, args.username, os.environ.get(_PASSWORD_ENV)))
+    asyncio.run(_serve(args.host, args.port, args.username, os.environ.get(_PASSWORD_ENV), args.parent_pid))
 
 
 __all__ = ["EmbeddedBroker", "MosquittoBroker", "amqtt_config", "main"]

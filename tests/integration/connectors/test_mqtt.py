@@ -252,3 +252,35 @@ async def test_disconnect_first_sends_what_was_published(broker: EmbeddedBroker)
         await pub.disconnect()  # at once: must drain, not drop
         got = await take(sub, 200)
     assert len({m.topic for m in got}) == 200
+
+
+def test_the_embedded_broker_goes_when_its_owner_is_killed() -> None:
+    """A runtime killed with SIGKILL must not leave its broker holding the port (a restarted
+    runtime would otherwise listen on another port while devices publish to the orphan)."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from twinloop.connectors.urls import port_open
+
+    owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import time
+        from twinloop.connectors.broker import EmbeddedBroker
+        broker = EmbeddedBroker().start()
+        print(broker.port, flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        port = int(owner.stdout.readline())
+        assert port_open("127.0.0.1", port)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while port_open("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not port_open("127.0.0.1", port), "the orphaned broker still holds the port"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
