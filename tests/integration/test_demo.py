@@ -95,3 +95,37 @@ def test_demo_serves_the_pump_station_with_access_control(demo):
     assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "twinloop"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of every thread of ``pid`` (a child belongs to the thread that forked it)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # the thread ended meanwhile
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc")
+def test_a_killed_demo_leaves_no_broker_or_simulator_behind(demo):
+    _, _, proc = demo
+    deadline = time.monotonic() + 20
+    while len(helpers := _children(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the embedded broker and the simulator
+    assert len(helpers) >= 2, helpers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in helpers if _alive(p)], "orphans outlived the demo"

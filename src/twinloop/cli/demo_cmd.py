@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import shutil
 import signal
 import sys
@@ -116,6 +117,7 @@ async def _start_simulator(url: str, speed: float, seed: int,
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "twinloop", "simulate", "pump-station", "--mqtt", url,
         "--speed", str(speed), "--seed", str(seed), "--qos", "1", *fault_args,
+        "--parent-pid", str(os.getpid()),  # a killed demo leaves no simulator running
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
 

@@ -105,7 +105,9 @@ def _make_plant(name: str, seed: int, faults: list[str]) -> SimPlant:
 
 
 async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: str, qos: int,
-                 speed: float, period: float, duration_s: float | None, samples_per_message: int = 1) -> None:
+                 speed: float, period: float, duration_s: float | None, samples_per_message: int = 1,
+                 parent_pid: int | None = None) -> None:
+    from twinloop.connectors.broker import watch_parent
     from twinloop.connectors.mqtt import MqttClient
     from twinloop.connectors.opcua import OpcUaServer
     from twinloop.sim.mqtt_transport import MqttTransport, set_last_will
@@ -115,6 +117,7 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
     client, server = None, None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runner.stop)
+    watch = asyncio.ensure_future(watch_parent(parent_pid, runner.stop)) if parent_pid else None
     try:
         if mqtt:
             client = MqttClient(mqtt, client_id=f"twinloop-sim-{plant.name}")
@@ -143,6 +146,8 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
             await client.disconnect()
         if server is not None:
             await server.stop()
+        if watch is not None:
+            watch.cancel()
         loop.remove_signal_handler(signal.SIGTERM)
 
 
@@ -192,6 +197,8 @@ def simulate(
         "--until-failure", help="batch mode: run every unit until it fails")] = False,
     wear_scale: Annotated[float, typer.Option(
         help="batch mode: wear runs this many times faster (quick demos)")] = 1.0,
+    parent_pid: Annotated[int | None, typer.Option(
+        hidden=True, help="stop when this process (the one that started us) is gone")] = None,
 ) -> None:
     """Simulate a plant: serve it live over MQTT and/or OPC UA, or write run-to-failure data in batch."""
     with friendly_errors():
@@ -226,7 +233,7 @@ def simulate(
                                    "(or --out for batch)")
         try:
             asyncio.run(_serve(sim, mqtt, opcua, payload, qos, speed, sample_period, duration_s,
-                                    samples_per_message))
+                                    samples_per_message, parent_pid))
         except KeyboardInterrupt:
             console.print(f"stopped at t = {sim.t_s:g} simulated s; devices marked offline")
         finally:

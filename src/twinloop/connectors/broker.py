@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -229,16 +230,15 @@ def amqtt_config(host: str, port: int, password_file: str | None = None) -> dict
     return {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "plugins": auth}
 
 
-async def _watch_parent(parent: int, stop: asyncio.Event, every_s: float = 0.5) -> None:
-    """Stop when the process that started us is gone (reparented): a runtime killed with SIGKILL
-    must not leave its embedded broker holding the port, where devices would keep publishing to a
-    broker nobody reads while the restarted runtime listens elsewhere."""
-    while not stop.is_set():
-        if os.getppid() != parent:
-            _log.warning("the process that started this broker is gone; stopping")
-            stop.set()
-            return
+async def watch_parent(parent: int, on_gone: Callable[[], object], every_s: float = 0.5) -> None:
+    """Call ``on_gone()`` once the process that started us (pid ``parent``) is gone, i.e. we were
+    reparented. Helpers a runtime starts (the embedded broker, the demo's simulator) run this, so a
+    runtime killed with SIGKILL leaves no orphan behind: an orphaned broker would hold the port,
+    devices would keep publishing to it, and the restarted runtime would listen elsewhere."""
+    while os.getppid() == parent:
         await asyncio.sleep(every_s)
+    _log.warning("the process that started this one (pid %d) is gone; stopping", parent)
+    on_gone()
 
 
 async def _serve(host: str, port: int, username: str | None, password: str | None,
@@ -258,7 +258,7 @@ async def _serve(host: str, port: int, username: str | None, password: str | Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watch = asyncio.ensure_future(_watch_parent(parent, stop)) if parent is not None else None
+    watch = asyncio.ensure_future(watch_parent(parent, stop.set)) if parent is not None else None
     await broker.start()
     try:
         await stop.wait()
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(_serve(args.host, args.port, args.username, os.environ.get(_PASSWORD_ENV), args.parent_pid))
 
 
-__all__ = ["EmbeddedBroker", "MosquittoBroker", "amqtt_config", "main"]
+__all__ = ["EmbeddedBroker", "MosquittoBroker", "amqtt_config", "main", "watch_parent"]
 
 if __name__ == "__main__":
     main()

@@ -128,3 +128,39 @@ def test_a_killed_simulator_is_declared_offline_by_its_last_will():
                 proc.kill()
         after = asyncio.run(_collect(broker.url, [plant_status], 1.0))
         assert json.loads(after[plant_status][-1]) == {"status": "offline"}
+
+
+def test_a_simulator_started_with_parent_pid_stops_when_that_process_is_killed():
+    """The demo starts its simulator with ``--parent-pid``: killing the demo must not leave it running,
+    even while its broker lives on."""
+    with EmbeddedBroker() as broker:
+        middle = subprocess.Popen([sys.executable, "-c", (
+            "import os, subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-m', 'twinloop', 'simulate', 'pump-station', '--mqtt', "
+            f"{broker.url!r}, '--speed', '10', '--parent-pid', str(os.getpid())], "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert middle.stdout is not None
+            sim = int(middle.stdout.readline())
+            got = asyncio.run(_collect(broker.url, ["twinloop/pump-station/+/telemetry"], 3.0))
+            assert got, "the simulator never published"
+            middle.kill()
+            middle.wait(10)
+            deadline = time.monotonic() + 15
+            while _running(sim) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _running(sim), "the simulator outlived the process that started it"
+        finally:
+            if middle.poll() is None:
+                middle.kill()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan may wait for a reaper that never comes)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
