@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from twinloop.core.errors import TwinloopError
+from twinloop.core.errors import ConflictError, TwinloopError
 from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.twin_service import TwinService
 from twinloop.store.protocol import Store
@@ -42,6 +42,7 @@ class AlertMonitor:
         self._period_ns = int(period_s * 1e9)
         self._interval_s = interval_s
         self._first: dict[str, int] = {}
+        self._retry_ns: dict[str, int] = {}  # readings-time before which learning is not tried again
         self._learned: set[str] = set()
         self._failing: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -68,8 +69,9 @@ class AlertMonitor:
             try:
                 raised += self._one(twin_id, end)
             except TwinloopError as err:
-                if twin_id not in self._failing:
-                    _log.warning("alerts for %s: %s", twin_id, err)
+                if twin_id not in self._failing:  # "not yet" (a standby not run enough) is no fault
+                    _log.log(logging.INFO if isinstance(err, ConflictError) else logging.WARNING,
+                             "alerts for %s: %s", twin_id, err)
                     self._failing.add(twin_id)
             else:
                 self._failing.discard(twin_id)
@@ -83,11 +85,19 @@ class AlertMonitor:
             oldest = self._store.history(twin_id, None, None, None, 1)
             first = int(oldest.ts_ns[0]) if len(oldest) else end_ns
             self._first[twin_id] = first
-        if end_ns - first < self._learn_ns:
+        if end_ns - first < self._learn_ns or end_ns < self._retry_ns.get(twin_id, first):
             return 0
-        self._alerts.learn(twin_id, first, end_ns + 1, self._period_ns)
+        # the latest stretch, at most twice the learning time: a machine that starts operating late
+        # (a standby) is learned from its recent operation, and a retry reads a bounded history
+        start = max(first, end_ns - 2 * self._learn_ns)
+        min_rows = int(0.5 * self._learn_ns / self._period_ns)  # operating half the stretch, at least
+        try:
+            self._alerts.learn(twin_id, start, end_ns + 1, self._period_ns, min_rows=min_rows)
+        except TwinloopError:
+            self._retry_ns[twin_id] = end_ns + self._learn_ns // 4
+            raise
         self._learned.add(twin_id)
-        _log.info("learned normal operation of %s from %.0f s of readings", twin_id, (end_ns - first) / 1e9)
+        _log.info("learned normal operation of %s from %.0f s of readings", twin_id, (end_ns - start) / 1e9)
         return 0
 
     def start(self) -> None:

@@ -34,6 +34,7 @@ from twinloop.analytics.alerts import (
     new_alert_id,
 )
 from twinloop.analytics.anomaly import ChannelFrame, Detector, crossval_scores, detector_for_type
+from twinloop.analytics.operating import OperatingGate
 from twinloop.analytics.thresholds import AlarmState, QuantileThreshold
 from twinloop.core.clock import Clock
 from twinloop.core.errors import ConflictError, NotFoundError, ValidationError
@@ -74,6 +75,7 @@ class AlertService:
         clock: Clock,
         specs: Mapping[str, Any] | None = None,
         threshold: Mapping[str, Any] | None = None,
+        gates: Mapping[str, OperatingGate] | None = None,
     ) -> None:
         self._store = store
         self._twins = twins
@@ -81,6 +83,7 @@ class AlertService:
         self._clock = clock
         self._specs = dict(specs or {})
         self._threshold = dict(threshold or DEFAULT_THRESHOLD)
+        self._gates = dict(gates or {})
         self._lock = threading.RLock()
         self._alerts: dict[str, Alert] = {}
         self._seq = 0
@@ -188,15 +191,26 @@ class AlertService:
         end_ns: int | None = None,
         period_ns: int | None = None,
         frame: ChannelFrame | None = None,
+        min_rows: int = 1,
     ) -> TwinModel:
         """Learn a twin's normal operation from its stored history in ``[start, end)`` (or ``frame``).
 
-        ``period_ns`` puts readings on a regular grid, so missing readings and silence count.
+        ``period_ns`` puts readings on a regular grid, so missing readings and silence count. With an
+        operating gate for the twin's type, only operating rows are learned; fewer than ``min_rows``
+        of them is a `ConflictError` (not yet: a standby machine has nothing to learn).
         """
         twin = self._twins.get(twin_id)
         channels = tuple(name for name, _ in self._twins.registry.component_channels(twin.type_id))
         if frame is None:
             frame = self._frame(twin_id, channels, start_ns, end_ns, period_ns)
+        gate = self._gate(twin.type_id)
+        if gate is not None and len(frame):
+            frame = frame.where(self._operating(gate, frame))
+            if len(frame) < min_rows:
+                raise ConflictError(
+                    f"{twin_id} has not run long enough to be learned: {gate.channel} > {gate.above:g} "
+                    f"(settled) in {len(frame)} of the {min_rows} rows needed",
+                    hint="it is learned once it has; a standby machine waits for its turn")
         if len(frame) == 0:
             raise ValidationError(f"no readings of {twin_id} to learn from",
                                   hint="record normal operation first, or widen the period")
@@ -216,25 +230,51 @@ class AlertService:
             raise ConflictError(f"no detector has learned {twin_id} yet",
                                 hint="learn normal operation first (AlertService.learn)")
         history = int(getattr(model.detector, "history_rows", 0))
+        gate = self._gate(self._twins.get(twin_id).type_id)
         if frame is None:
             start = None
             if model.cursor_ns is not None and model.period_ns:
-                start = model.cursor_ns - (history + 1) * model.period_ns
+                back = (history + 1) * model.period_ns
+                if gate is not None:  # enough look-back to tell whether the run has settled
+                    back = max(back, int(gate.settle_s * 1e9) + model.period_ns)
+                start = model.cursor_ns - back
             frame = self._frame(twin_id, model.channels, start, end_ns, model.period_ns)
         new = frame.ts_ns > (model.cursor_ns if model.cursor_ns is not None else np.iinfo(np.int64).min)
+        if gate is not None:
+            new &= self._operating(gate, frame)  # a stopped machine is not judged
         if not new.any():
+            if len(frame):
+                model.cursor_ns = max(int(frame.ts_ns[-1]), model.cursor_ns or int(frame.ts_ns[-1]))
             return []
         scores, attributions = model.detector.score(frame)
-        first = int(np.argmax(new))
+        rows = np.flatnonzero(new)
         was_on = model.state.on
-        mask, model.state = model.threshold.apply(scores[first:], model.state)
+        mask, model.state = model.threshold.apply(scores[rows], model.state)
         model.cursor_ns = int(frame.ts_ns[-1])
-        found = findings(twin_id, model.detector.name, frame.ts_ns[first:], scores[first:],
-                         attributions[first:], mask, frame.channels, model.threshold.level_,
+        found = findings(twin_id, model.detector.name, frame.ts_ns[rows], scores[rows],
+                         attributions[rows], mask, frame.channels, model.threshold.level_,
                          model.threshold.median_)
-        if was_on and found and found[0].start_ns == int(frame.ts_ns[first]):
+        if was_on and found and found[0].start_ns == int(frame.ts_ns[rows[0]]):
             found = found[1:]  # the episode already alerted on continues
         return [self.raise_finding(f) for f in found]
+
+    def _gate(self, type_id: str) -> OperatingGate | None:
+        """The operating gate of a type, or of the nearest type it extends."""
+        seen = [type_id]
+        registry = self._twins.registry
+        while seen:
+            t = seen.pop(0)
+            if t in self._gates:
+                return self._gates[t]
+            if t in registry:
+                seen.extend(registry.get(t).extends)
+        return None
+
+    @staticmethod
+    def _operating(gate: OperatingGate, frame: ChannelFrame) -> np.ndarray:
+        if gate.channel not in frame.channels:
+            return np.zeros(len(frame), bool)  # nothing says it runs: nothing is judged
+        return gate.mask(frame.ts_ns, frame.values[:, frame.channels.index(gate.channel)])
 
     def _frame(self, twin_id: str, channels: Sequence[str], start_ns: int | None, end_ns: int | None,
                period_ns: int | None) -> ChannelFrame:

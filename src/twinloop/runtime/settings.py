@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     alerts_types: list[str] = Field(
         default_factory=lambda: ["Pump"], description="asset types watched for anomalies while ingesting"
     )
+    alerts_operating: dict[str, str] = Field(
+        default_factory=lambda: {"Pump": "speed > 100 for 10m"},
+        description="per asset type, when a twin counts as operating: only then is it learned and "
+                    "judged (a stopped standby pump just follows the weather)",
+    )
     alerts_learn_s: float = Field(7200.0, gt=0, description="readings-time learned as normal per twin")
     alerts_period_s: float = Field(10.0, gt=0, description="detectors see readings on this grid")
     alerts_interval_s: float = Field(5.0, gt=0, description="wall seconds between alert passes")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from twinloop.analytics.operating import parse_gates
 from twinloop.core.clock import Clock, SystemClock
 from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
@@ -105,7 +106,8 @@ class Runtime:
                 ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
                 estimation=EstimationService(store, twins),
             )
-            runtime.alerts = AlertService(store, twins, bus, clock)
+            runtime.alerts = AlertService(store, twins, bus, clock,
+                                          gates=parse_gates(settings.alerts_operating))
             runtime.rul = RulService(store, twins, bus, clock)
             runtime.rul.attach()
             if plant is not None and not store.get_meta("seeded"):

@@ -46,3 +46,32 @@ def test_monitor_learns_then_alerts_on_a_failing_bearing_naming_its_sensors():
         alerts = rt.alerts.list(state="active", twin_id="pump-C3")
         assert alerts, "the failing bearing raised no alert"
         assert set(alerts[0].channels[:2]) & {"bearing.defect_band_energy", "bearing.vibration_rms"}
+
+
+def _run_with_standby_drift(operating: dict[str, str]) -> tuple[frozenset[str], list]:
+    """A quiet plant whose standby pump (pump-A4, stopped throughout) sees its bearing thermometer
+    wander off after the learning period, as a stopped machine's sensors do with the weather."""
+    faults = FaultSchedule([parse_fault("drift:pump-A4:channel=bearing.temperature,rate_per_h=40,start=35m")])
+    plant = PumpStationPlant(seed=1, faults=faults)
+    settings = load_settings(store_url="memory://", plant=example_plant_path(), alerts_operating=operating)
+    with Runtime.open(settings, clock=ManualClock(T0)) as rt:
+        monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
+        for step in range(int(70 * 60 / 10)):
+            for _ in range(10):
+                plant.step(1.0)
+            _store_sample(rt, plant)
+            if step % 30 == 29:
+                monitor.tick()
+        assert not plant.ground_truth()["running"]["pump-A4"]
+        return monitor.learned, rt.alerts.list(twin_id="pump-A4")
+
+
+def test_a_stopped_standby_pump_is_not_judged_while_it_does_not_run():
+    learned, alerts = _run_with_standby_drift({"Pump": "speed > 100 for 10m"})
+    assert "pump-A4" not in learned and not alerts
+    assert {"pump-A1", "pump-B2", "pump-C3"} <= learned  # duty pumps run: learned as usual
+
+
+def test_without_an_operating_gate_the_stopped_pump_raises_an_alert():
+    learned, alerts = _run_with_standby_drift({})
+    assert "pump-A4" in learned and alerts  # what the gate prevents

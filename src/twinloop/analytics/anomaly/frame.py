@@ -133,6 +133,11 @@ class ChannelFrame:
         ts = lo + np.arange(n, dtype=np.int64) * period_ns
         return ChannelFrame(ts, self.channels, grid, self.asset_id)
 
+    def where(self, mask: np.ndarray) -> ChannelFrame:
+        """The rows where ``mask`` is true, in order (the grid gets gaps)."""
+        keep = np.asarray(mask, dtype=bool)
+        return ChannelFrame(self.ts_ns[keep], self.channels, self.values[keep], self.asset_id)
+
     def rows(self, start: int, stop: int | None = None) -> ChannelFrame:
         """Rows ``start:stop`` (a view of the same data)."""
         return ChannelFrame(self.ts_ns[start:stop], self.channels, self.values[start:stop], self.asset_id)
