@@ -242,9 +242,9 @@ class AlertService:
         new = frame.ts_ns > (model.cursor_ns if model.cursor_ns is not None else np.iinfo(np.int64).min)
         if gate is not None:
             new &= self._operating(gate, frame)  # a stopped machine is not judged
-        if not new.any():
-            if len(frame):
-                model.cursor_ns = max(int(frame.ts_ns[-1]), model.cursor_ns or int(frame.ts_ns[-1]))
+        if not new.any():  # nothing to judge; rows while stopped are not looked at again
+            if len(frame) and (model.cursor_ns is None or int(frame.ts_ns[-1]) > model.cursor_ns):
+                model.cursor_ns = int(frame.ts_ns[-1])
             return []
         scores, attributions = model.detector.score(frame)
         rows = np.flatnonzero(new)
