@@ -1,5 +1,8 @@
 """The periodic job that turns live readings into alerts: learn each twin's normal operation from
-its first stretch of history, then score what arrives, raising (or repeating) alerts per episode.
+its first stretch of operation, then score what arrives, raising (or repeating) alerts per episode.
+The stretch learned is kept in the store's meta, so after a restart the twin is learned again from
+the same stretch (not from recent data, which may hold a fault that was developing meanwhile), and
+evaluation resumes at most one learning period back.
 
 Time is the readings' own time, not the wall clock, so a plant replayed or simulated faster than
 real time is judged on its own clock. One twin failing to learn or score is logged once and never
@@ -21,6 +24,7 @@ from twinloop.runtime.twin_service import TwinService
 from twinloop.store.protocol import Store
 
 _log = logging.getLogger(__name__)
+_WINDOW_KEY = "alerts.learned."
 
 
 class AlertMonitor:
@@ -80,6 +84,18 @@ class AlertMonitor:
     def _one(self, twin_id: str, end_ns: int) -> int:
         if twin_id in self._learned:
             return len(self._alerts.evaluate(twin_id, end_ns + 1))
+        window = self._learned_window(twin_id)
+        if window is not None:  # learned before a restart: the same stretch again, never a later one
+            start, stop = window  # (a later one might hold a fault that was developing meanwhile)
+            try:
+                self._alerts.learn(twin_id, start, stop, self._period_ns,
+                                   resume_ns=max(stop - 1, end_ns - self._learn_ns))
+            except TwinloopError:
+                self._store.set_meta(_WINDOW_KEY + twin_id, "")  # gone or changed: learn afresh
+                raise
+            self._learned.add(twin_id)
+            _log.info("relearned normal operation of %s from its stored learning period", twin_id)
+            return 0
         first = self._first.get(twin_id)
         if first is None:
             oldest = self._store.history(twin_id, None, None, None, 1)
@@ -97,8 +113,20 @@ class AlertMonitor:
             self._retry_ns[twin_id] = end_ns + self._learn_ns // 4
             raise
         self._learned.add(twin_id)
+        self._store.set_meta(_WINDOW_KEY + twin_id, f"{start},{end_ns + 1}")
         _log.info("learned normal operation of %s from %.0f s of readings", twin_id, (end_ns - start) / 1e9)
         return 0
+
+    def _learned_window(self, twin_id: str) -> tuple[int, int] | None:
+        """The period a previous run learned this twin from (kept in the store's meta)."""
+        text = self._store.get_meta(_WINDOW_KEY + twin_id)
+        if not text:
+            return None
+        try:
+            start, stop = (int(x) for x in text.split(","))
+        except ValueError:
+            return None
+        return start, stop
 
     def start(self) -> None:
         """Run `tick` every ``interval_s`` in a worker thread, from the running event loop."""

@@ -192,12 +192,14 @@ class AlertService:
         period_ns: int | None = None,
         frame: ChannelFrame | None = None,
         min_rows: int = 1,
+        resume_ns: int | None = None,
     ) -> TwinModel:
         """Learn a twin's normal operation from its stored history in ``[start, end)`` (or ``frame``).
 
         ``period_ns`` puts readings on a regular grid, so missing readings and silence count. With an
         operating gate for the twin's type, only operating rows are learned; fewer than ``min_rows``
         of them is a `ConflictError` (not yet: a standby machine has nothing to learn).
+        ``evaluate`` goes on after ``resume_ns`` (default: the end of the learned period).
         """
         twin = self._twins.get(twin_id)
         channels = tuple(name for name, _ in self._twins.registry.component_channels(twin.type_id))
@@ -216,7 +218,8 @@ class AlertService:
                                   hint="record normal operation first, or widen the period")
         detector = detector_for_type(twin.type_id, self._specs).learn(frame)
         threshold = QuantileThreshold(**self._threshold).calibrate(crossval_scores(detector, frame))
-        model = TwinModel(detector, threshold, frame.channels, period_ns, cursor_ns=int(frame.ts_ns[-1]))
+        cursor = int(frame.ts_ns[-1]) if resume_ns is None else int(resume_ns)
+        model = TwinModel(detector, threshold, frame.channels, period_ns, cursor_ns=cursor)
         with self._lock:
             self._models[twin_id] = model
         return model

@@ -75,3 +75,29 @@ def test_a_stopped_standby_pump_is_not_judged_while_it_does_not_run():
 def test_without_an_operating_gate_the_stopped_pump_raises_an_alert():
     learned, alerts = _run_with_standby_drift({})
     assert "pump-A4" in learned and alerts  # what the gate prevents
+
+
+def test_after_a_restart_the_same_period_is_relearned_and_a_developing_fault_still_alerts(tmp_path):
+    faults = FaultSchedule([parse_fault("bearing_wear:pump-C3:factor=20000,start=40m")])
+    plant = PumpStationPlant(seed=1, faults=faults)
+    settings = load_settings(data_dir=tmp_path, plant=example_plant_path())
+
+    def run(rt: Runtime, monitor: AlertMonitor, minutes: float) -> None:
+        for step in range(int(minutes * 60 / 10)):
+            for _ in range(10):
+                plant.step(1.0)
+            _store_sample(rt, plant)
+            if step % 30 == 29:
+                monitor.tick()
+
+    with Runtime.open(settings, clock=ManualClock(T0)) as rt:
+        monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
+        run(rt, monitor, 45)  # learned at 30 min; the bearing starts to wear at 40 min
+        assert "pump-C3" in monitor.learned and not rt.alerts.list(twin_id="pump-C3")
+        window = rt.store.get_meta("alerts.learned.pump-C3")
+    with Runtime.open(settings, clock=ManualClock(T0)) as rt:  # the runtime restarts
+        monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
+        run(rt, monitor, 30)
+        assert rt.store.get_meta("alerts.learned.pump-C3") == window  # the same stretch, not a later one
+        alerts = rt.alerts.list(state="active", twin_id="pump-C3")
+        assert alerts, "after the restart the wearing bearing went unnoticed"
