@@ -263,15 +263,7 @@ class AlertService:
 
     def _gate(self, type_id: str) -> OperatingGate | None:
         """The operating gate of a type, or of the nearest type it extends."""
-        seen = [type_id]
-        registry = self._twins.registry
-        while seen:
-            t = seen.pop(0)
-            if t in self._gates:
-                return self._gates[t]
-            if t in registry:
-                seen.extend(registry.get(t).extends)
-        return None
+        return next((self._gates[t] for t in self._twins.registry.lineage(type_id) if t in self._gates), None)
 
     @staticmethod
     def _operating(gate: OperatingGate, frame: ChannelFrame) -> np.ndarray:

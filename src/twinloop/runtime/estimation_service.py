@@ -52,14 +52,8 @@ class EstimationService:
 
     def spec_for(self, type_id: str) -> tuple[str, EstimatorSpec] | None:
         """The spec of a type, or of the nearest type it extends; None if it has none."""
-        seen: list[str] = [type_id]
-        while seen:
-            t = seen.pop(0)
-            if t in self.specs:
-                return t, self.specs[t]
-            if t in self._twins.registry:
-                seen.extend(self._twins.registry.get(t).extends)
-        return None
+        found = next((t for t in self._twins.registry.lineage(type_id) if t in self.specs), None)
+        return None if found is None else (found, self.specs[found])
 
     def update(self, batch: ReadingBatch) -> dict[str, UpdateReport]:
         """Apply a stored batch to the estimators and store the new estimates; reports per type."""

@@ -112,6 +112,8 @@ class Pipeline:
         if max_batch < 1 or max_delay_s <= 0 or queue_size < max_batch:
             raise ValueError("need max_batch >= 1, max_delay_s > 0 and queue_size >= max_batch")
         self._store = store
+        # a store with an ingest journal makes a batch durable there; any other commits it directly
+        self._commit_ingested = getattr(store, "journal_ingested", None) or store.append_ingested
         self._normalizer = normalizer
         self._bus = bus
         self._clock = clock
@@ -273,9 +275,8 @@ class Pipeline:
         return out
 
     def _store_all(self, results: dict[str, NormalizeResultLike]) -> None:
-        commit = getattr(self._store, "journal_ingested", None) or self._store.append_ingested
         for result in results.values():
-            commit(result.batch, result.seen, result.rejected)
+            self._commit_ingested(result.batch, result.seen, result.rejected)
 
     def _after_commit(
         self, groups: dict[str, list[RawMessage]], results: dict[str, NormalizeResultLike], committed_ns: int

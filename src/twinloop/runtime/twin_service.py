@@ -255,15 +255,7 @@ class TwinService:
                 )
 
     def _ancestors(self, type_id: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [type_id]
-        while todo:
-            t = todo.pop()
-            if t in seen or t not in self._registry:
-                continue
-            seen.add(t)
-            todo.extend(self._registry.get(t).extends)
-        return seen
+        return {t for t in self._registry.lineage(type_id) if t in self._registry}
 
     def _record(self, actor: str, action: str, target: str, events: list[Event]) -> None:
         self._store.append_events(events)

@@ -80,6 +80,20 @@ class TypeRegistry:
         """Registered type ids, sorted."""
         return sorted(self._types)
 
+    def lineage(self, type_id: str) -> list[str]:
+        """``type_id`` and the registered types it extends, nearest first, each once; settings keyed by
+        type (estimators, operating gates) take the first entry they have."""
+        out: list[str] = []
+        todo = [type_id]
+        while todo:
+            t = todo.pop(0)
+            if t in out:
+                continue
+            out.append(t)
+            if t in self._types:
+                todo.extend(self._types[t].extends)
+        return out
+
     def resolve(self, type_id: str) -> AssetType:
         """The type with everything it extends merged in, parents first; ``extends`` is emptied.
 

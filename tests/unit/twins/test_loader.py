@@ -136,6 +136,8 @@ def test_resolve_flattens_extends_in_order() -> None:
     assert [a.name for a in leaf.attributes] == ["tag"]
     assert [c.name for c in leaf.commands] == ["reset"]
     assert leaf.extends == () and reg.get("Leaf").extends == ("Mid", "Other")
+    # nearest first, a diamond's base once: what per-type settings (estimators, gates) look through
+    assert reg.lineage("Leaf") == ["Leaf", "Mid", "Other", "Base"]
 
 
 def test_check_finds_unknown_references_cycles_and_conflicts() -> None:
