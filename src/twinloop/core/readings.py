@@ -206,6 +206,16 @@ class ReadingBatch:
         )
         return ReadingBatch(self._table.take(idx))
 
+    def of(
+        self, asset_ids: Sequence[str] | None = None, channels: Sequence[str] | None = None
+    ) -> ReadingBatch:
+        """The readings of these assets and channels (``None``: all)."""
+        table = self._table
+        for column, wanted in (("asset_id", asset_ids), ("channel", channels)):
+            if wanted is not None:
+                table = table.filter(pc.is_in(table.column(column), pa.array(list(wanted), pa.string())))
+        return self if table is self._table else ReadingBatch(table)
+
     def newest(self) -> ReadingBatch:
         """The newest reading per (asset, channel), ordered by asset then channel; on equal ``ts``
         the later row wins (the sort is stable)."""

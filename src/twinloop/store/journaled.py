@@ -31,9 +31,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from twinloop.core.errors import StoreError
 from twinloop.core.readings import ReadingBatch
 from twinloop.store.journal import IngestJournal, JournalEntry, merge
@@ -186,12 +183,8 @@ class JournaledStore:
         base = self.inner.latest(asset_ids, channels)  # includes whatever was applied meanwhile
         if not pending:
             return base
-        tail = ReadingBatch.concat(pending).table
-        if asset_ids is not None:
-            tail = tail.filter(pc.is_in(tail.column("asset_id"), pa.array(list(asset_ids), pa.string())))
-        if channels is not None:
-            tail = tail.filter(pc.is_in(tail.column("channel"), pa.array(list(channels), pa.string())))
-        return ReadingBatch.concat([base, ReadingBatch(tail)]).newest()
+        tail = ReadingBatch.concat(pending).of(asset_ids, channels)
+        return ReadingBatch.concat([base, tail]).newest()
 
     # --- everything else: the inner store, after the journal ---------------------------------------
     def __getattr__(self, name: str) -> Any:

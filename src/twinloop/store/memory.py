@@ -111,8 +111,7 @@ class MemoryStore:
     def latest(
         self, asset_ids: Sequence[str] | None = None, channels: Sequence[str] | None = None
     ) -> ReadingBatch:
-        table = _in(_in(self._table(), "asset_id", asset_ids), "channel", channels)
-        return ReadingBatch(table).newest()
+        return ReadingBatch(self._table()).of(asset_ids, channels).newest()
 
     def _asset(
         self,
