@@ -23,3 +23,12 @@ def need_service(available: bool, what: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{what} is required in CI but is not available", pytrace=False)
     pytest.skip(f"{what} not available")
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (an exited orphan may wait for a reaper that never comes). Linux /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..conftest import process_running
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -108,14 +110,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc")
 def test_a_killed_demo_leaves_no_broker_or_simulator_behind(demo):
     _, _, proc = demo
@@ -126,6 +120,6 @@ def test_a_killed_demo_leaves_no_broker_or_simulator_behind(demo):
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     deadline = time.monotonic() + 15
-    while any(_alive(p) for p in helpers) and time.monotonic() < deadline:
+    while any(process_running(p) for p in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in helpers if _alive(p)], "orphans outlived the demo"
+    assert not [p for p in helpers if process_running(p)], "orphans outlived the demo"

@@ -17,6 +17,8 @@ from twinloop.cli.simulate_cmd import app
 from twinloop.connectors.broker import EmbeddedBroker
 from twinloop.connectors.mqtt import MqttClient
 
+from ...conftest import process_running
+
 runner = CliRunner()
 SIMULATE = [sys.executable, "-c", "from twinloop.cli.simulate_cmd import app; app()"]
 
@@ -149,18 +151,9 @@ def test_a_simulator_started_with_parent_pid_stops_when_that_process_is_killed()
             middle.kill()
             middle.wait(10)
             deadline = time.monotonic() + 15
-            while _running(sim) and time.monotonic() < deadline:
+            while process_running(sim) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not _running(sim), "the simulator outlived the process that started it"
+            assert not process_running(sim), "the simulator outlived the process that started it"
         finally:
             if middle.poll() is None:
                 middle.kill()
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an exited orphan may wait for a reaper that never comes)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

@@ -27,21 +27,25 @@ def _store_sample(rt: Runtime, plant: PumpStationPlant) -> None:
     rt.store.append(ReadingBatch.concat(parts))
 
 
+def _drive(rt: Runtime, plant: PumpStationPlant, monitor: AlertMonitor, minutes: float) -> None:
+    """Run the plant, store a sample every 10 s and let the monitor look every 5 minutes."""
+    for step in range(int(minutes * 60 / 10)):
+        for _ in range(10):
+            plant.step(1.0)
+        _store_sample(rt, plant)
+        if step % 30 == 29:
+            monitor.tick()
+
+
 def test_monitor_learns_then_alerts_on_a_failing_bearing_naming_its_sensors():
     faults = FaultSchedule([parse_fault("bearing_wear:pump-C3:factor=20000,start=40m")])
     plant = PumpStationPlant(seed=1, faults=faults)
     settings = load_settings(store_url="memory://", plant=example_plant_path())
     with Runtime.open(settings, clock=ManualClock(T0)) as rt:
         monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
-        seen_before_fault: list = []
-        for step in range(int(75 * 60 / 10)):
-            for _ in range(10):
-                plant.step(1.0)
-            _store_sample(rt, plant)
-            if step % 30 == 29:
-                monitor.tick()
-                if plant.t_s < 40 * 60:
-                    seen_before_fault += rt.alerts.list(twin_id="pump-C3")
+        _drive(rt, plant, monitor, 40)  # the bearing starts to wear at 40 min
+        seen_before_fault = rt.alerts.list(twin_id="pump-C3")
+        _drive(rt, plant, monitor, 35)
         assert "pump-C3" in monitor.learned and not seen_before_fault
         alerts = rt.alerts.list(state="active", twin_id="pump-C3")
         assert alerts, "the failing bearing raised no alert"
@@ -56,12 +60,7 @@ def _run_with_standby_drift(operating: dict[str, str]) -> tuple[frozenset[str], 
     settings = load_settings(store_url="memory://", plant=example_plant_path(), alerts_operating=operating)
     with Runtime.open(settings, clock=ManualClock(T0)) as rt:
         monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
-        for step in range(int(70 * 60 / 10)):
-            for _ in range(10):
-                plant.step(1.0)
-            _store_sample(rt, plant)
-            if step % 30 == 29:
-                monitor.tick()
+        _drive(rt, plant, monitor, 70)
         assert not plant.ground_truth()["running"]["pump-A4"]
         return monitor.learned, rt.alerts.list(twin_id="pump-A4")
 
@@ -82,22 +81,14 @@ def test_after_a_restart_the_same_period_is_relearned_and_a_developing_fault_sti
     plant = PumpStationPlant(seed=1, faults=faults)
     settings = load_settings(data_dir=tmp_path, plant=example_plant_path())
 
-    def run(rt: Runtime, monitor: AlertMonitor, minutes: float) -> None:
-        for step in range(int(minutes * 60 / 10)):
-            for _ in range(10):
-                plant.step(1.0)
-            _store_sample(rt, plant)
-            if step % 30 == 29:
-                monitor.tick()
-
     with Runtime.open(settings, clock=ManualClock(T0)) as rt:
         monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
-        run(rt, monitor, 45)  # learned at 30 min; the bearing starts to wear at 40 min
+        _drive(rt, plant, monitor, 45)  # learned at 30 min; the bearing starts to wear at 40 min
         assert "pump-C3" in monitor.learned and not rt.alerts.list(twin_id="pump-C3")
         window = rt.store.get_meta("alerts.learned.pump-C3")
     with Runtime.open(settings, clock=ManualClock(T0)) as rt:  # the runtime restarts
         monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10)
-        run(rt, monitor, 30)
+        _drive(rt, plant, monitor, 30)
         assert rt.store.get_meta("alerts.learned.pump-C3") == window  # the same stretch, not a later one
         alerts = rt.alerts.list(state="active", twin_id="pump-C3")
         assert alerts, "after the restart the wearing bearing went unnoticed"
