@@ -13,38 +13,13 @@ from typing import TYPE_CHECKING, Any
 from twinloop.core.errors import TwinloopError, ValidationError
 from twinloop.sim.building_layout import REQUIRED_ARGS
 from twinloop.sim.faults import COMM_KINDS, SENSOR_KINDS, Fault
-from twinloop.sim.plant import CommandResult, CommandSpec
+from twinloop.sim.plant import CommandResult, check_args
 
 if TYPE_CHECKING:
     from twinloop.sim.building import BuildingPlant
 
-_STRING_ARGS = {"injectFault": ("kind", "channel", "id"), "clearFault": ("id",)}
 #: Physics faults this plant carries out, and the device types they act on.
 PHYSICS_FAULTS = {"fouling_acceleration": ("chiller-",), "damper_stuck": ("zone-", "ahu-")}
-
-
-def check_args(spec: CommandSpec, args: dict[str, Any]) -> dict[str, float] | str:
-    """The numeric arguments of a command within its limits, or why not (one line)."""
-    strings = _STRING_ARGS.get(spec.name, ())
-    values: dict[str, float] = {}
-    for key, raw in args.items():
-        if key in strings:
-            continue
-        if key not in spec.args:
-            known = ", ".join([*spec.args, *strings]) or "no arguments"
-            return f"{spec.name}: unknown argument {key!r}; expected {known}"
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            return f"{spec.name}: argument {key!r} must be a number, got {raw!r}"
-        lo, hi = spec.args[key]
-        if not (lo <= value <= hi):  # also refuses NaN
-            return f"{spec.name}: {key}={value:g} is outside {lo:g} … {hi:g}"
-        values[key] = value
-    missing = [k for k in REQUIRED_ARGS.get(spec.name, ()) if k not in values]
-    if missing:
-        return f"{spec.name}: missing argument(s) {', '.join(missing)}"
-    return values
 
 
 class CommandMixin:
@@ -56,7 +31,7 @@ class CommandMixin:
         spec = {c.name: c for c in self._devices[self._dev_index[device_id]].commands}
         if name not in spec:
             return CommandResult(False, f"{device_id} has no command {name!r}; it accepts: {', '.join(spec)}")
-        values = check_args(spec[name], args)
+        values = check_args(spec[name], args, REQUIRED_ARGS)
         if isinstance(values, str):
             return CommandResult(False, values)
         if name == "injectFault":
@@ -128,4 +103,4 @@ class CommandMixin:
             raise ValidationError(f"a {fault.kind} fault needs a {kinds} device, got {fault.device!r}")
 
 
-__all__ = ["PHYSICS_FAULTS", "CommandMixin", "check_args"]
+__all__ = ["PHYSICS_FAULTS", "CommandMixin"]

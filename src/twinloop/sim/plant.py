@@ -7,6 +7,7 @@ wire, at any speed, or run in batch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,4 +95,38 @@ class SimPlant(Protocol):
         ...
 
 
-__all__ = ["ChannelSpec", "CommandResult", "CommandSpec", "DeviceSpec", "Sample", "SimPlant"]
+#: String arguments of the fault commands every plant accepts; the numeric check skips them.
+STRING_ARGS: dict[str, tuple[str, ...]] = {"injectFault": ("kind", "channel", "id"), "clearFault": ("id",)}
+
+
+def check_args(
+    spec: CommandSpec, args: dict[str, Any], required: Mapping[str, tuple[str, ...]]
+) -> dict[str, float] | str:
+    """The numeric arguments of a command within its limits, or why not (one line); ``required``
+    names the arguments each command cannot do without."""
+    strings = STRING_ARGS.get(spec.name, ())
+    values: dict[str, float] = {}
+    for key, raw in args.items():
+        if key in strings:
+            continue
+        if key not in spec.args:
+            known = ", ".join([*spec.args, *strings]) or "no arguments"
+            return f"{spec.name}: unknown argument {key!r}; expected {known}"
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            return f"{spec.name}: argument {key!r} must be a number, got {raw!r}"
+        lo, hi = spec.args[key]
+        if not (lo <= value <= hi):  # also refuses NaN
+            return f"{spec.name}: {key}={value:g} is outside {lo:g} … {hi:g}"
+        values[key] = value
+    missing = [k for k in required.get(spec.name, ()) if k not in values]
+    if missing:
+        return f"{spec.name}: missing argument(s) {', '.join(missing)}"
+    return values
+
+
+__all__ = [
+    "STRING_ARGS", "ChannelSpec", "CommandResult", "CommandSpec", "DeviceSpec", "Sample", "SimPlant",
+    "check_args",
+]

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 from twinloop.core.errors import TwinloopError, ValidationError
 from twinloop.physics.model import index
 from twinloop.sim.faults import SENSOR_KINDS, Fault
-from twinloop.sim.plant import CommandResult
+from twinloop.sim.plant import CommandResult, check_args
 from twinloop.sim.pump_station_layout import REQUIRED_ARGS
 
 if TYPE_CHECKING:
     from twinloop.sim.pump_station import PumpStationPlant
 
-_STRING_ARGS = {"injectFault": ("kind", "channel", "id"), "clearFault": ("id",)}
 
 
 class CommandMixin:
@@ -30,25 +29,9 @@ class CommandMixin:
         spec = {c.name: c for c in self._devices[self._dev_index[device_id]].commands}
         if name not in spec:
             return CommandResult(False, f"{device_id} has no command {name!r}; it accepts: {', '.join(spec)}")
-        strings = _STRING_ARGS.get(name, ())
-        values: dict[str, float] = {}
-        for key, raw in args.items():
-            if key in strings:
-                continue
-            if key not in spec[name].args:
-                known = ", ".join([*spec[name].args, *strings]) or "no arguments"
-                return CommandResult(False, f"{name}: unknown argument {key!r}; expected {known}")
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                return CommandResult(False, f"{name}: argument {key!r} must be a number, got {raw!r}")
-            lo, hi = spec[name].args[key]
-            if not (lo <= value <= hi):
-                return CommandResult(False, f"{name}: {key}={value:g} is outside {lo:g} … {hi:g}")
-            values[key] = value
-        missing = [k for k in REQUIRED_ARGS.get(name, ()) if k not in values]
-        if missing:
-            return CommandResult(False, f"{name}: missing argument(s) {', '.join(missing)}")
+        values = check_args(spec[name], args, REQUIRED_ARGS)
+        if isinstance(values, str):
+            return CommandResult(False, values)
         if name == "injectFault":
             return self._inject_command(device_id, args, values)
         if name == "clearFault":
