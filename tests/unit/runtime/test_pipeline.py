@@ -16,6 +16,7 @@ from twinloop.core.commands import InvokeCommand
 from twinloop.core.errors import StoreError
 from twinloop.core.protocols import Ack, RawMessage
 from twinloop.core.readings import ReadingBatch
+from twinloop.ingest.rejected import Rejected
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.pipeline import Pipeline
@@ -23,21 +24,6 @@ from twinloop.runtime.settings import load_settings
 from twinloop.runtime.supervisor import Supervisor
 from twinloop.store.journaled import JournaledStore
 from twinloop.store.memory import MemoryStore
-
-
-@dataclass(frozen=True)
-class Rejected:
-    reason: str
-    message: str
-    payload: bytes
-    topic: str
-    source: str
-    received_ns: int
-    twin_id: str | None = None
-    channel: str | None = None
-    value: float | None = None
-    ts_ns: int | None = None
-    item: str | None = None
 
 
 @dataclass
