@@ -95,6 +95,8 @@ class Runtime:
         type_paths = [*settings.types, *(plant.type_paths if plant else [])]
         registry = TypeRegistry.from_paths(type_paths)
         registry.check()
+        for type_id, declared in (plant.analytics if plant else {}).items():
+            registry.declare_analytics(type_id, declared)
         store = open_store(url)
         try:
             bus = EventBus()

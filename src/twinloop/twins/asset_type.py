@@ -365,6 +365,35 @@ def _unique(key: str, names: Iterable[str]) -> None:
         seen.add(n)
 
 
+ANALYTICS_KEYS = ("estimator", "alerts", "prognoser")
+
+
+class Analytics(_Model):
+    """How the live loop watches twins of a type, declared beside the type (or in the plant file).
+
+    Each section is a mapping read by its own service (``estimator`` by live estimation,
+    ``alerts`` by the alert monitor, ``prognoser`` by RUL); ``None`` means "not declared here"
+    (a type inherits the section from the nearest type it extends), ``{}`` explicitly declares
+    the section with its defaults and ``{"enabled": false}`` switches it off for the type.
+    DTDL has no place for these (and caps comments at 512 characters): they are not exported.
+    """
+
+    estimator: dict[str, Any] | None = None
+    alerts: dict[str, Any] | None = None
+    prognoser: dict[str, Any] | None = None
+
+    def section(self, key: str) -> dict[str, Any] | None:
+        if key not in ANALYTICS_KEYS:
+            raise KeyError(f"unknown analytics section {key!r}; known: {', '.join(ANALYTICS_KEYS)}")
+        value: dict[str, Any] | None = getattr(self, key)
+        return value
+
+    def merged(self, over: Analytics) -> Analytics:
+        """This declaration with ``over``'s sections on top (the plant file over the type file)."""
+        return Analytics(**{k: over.section(k) if over.section(k) is not None else self.section(k)
+                            for k in ANALYTICS_KEYS})
+
+
 class AssetType(_Model):
     """The declaration of a kind of asset (DTDL calls it an interface)."""
 
@@ -379,6 +408,7 @@ class AssetType(_Model):
     commands: tuple[Command, ...] = ()
     relationships: tuple[Relationship, ...] = ()
     components: dict[Name, TypeId] = Field(default_factory=dict)
+    analytics: Analytics = Field(default_factory=Analytics)
 
     @model_validator(mode="before")
     @classmethod
@@ -521,6 +551,8 @@ def _raise(where: str, problems: list[str], *, hint: str | None = None) -> None:
 
 
 __all__ = [
+    "ANALYTICS_KEYS",
+    "Analytics",
     "Arg",
     "AssetType",
     "Attribute",

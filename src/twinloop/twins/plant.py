@@ -49,21 +49,23 @@ import itertools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError as PydanticValidationError
 
 from twinloop.core.errors import DeclarationError, ValidationError
 from twinloop.core.ids import validate_id
+from twinloop.twins.asset_type import Analytics
 from twinloop.twins.graph import TwinGraph
 from twinloop.twins.twin import Relationship, Twin
 
 #: The most twins plus relationships one plant file may expand to (guards against typos in ranges).
 MAX_EXPANSION = 1_000_000
 
-_TOP_KEYS = {"plant", "description", "types", "twins", "relationships"}
+_TOP_KEYS = {"plant", "description", "types", "twins", "relationships", "analytics"}
 _TWIN_KEYS = {"id", "type", "attributes", "reported", "desired", "for_each", "relationships"}
 _REL_KEYS = {"source", "name", "target", "properties", "for_each"}
 _RANGE_KEYS = {"from", "to", "step"}
@@ -86,6 +88,8 @@ class Plant:
     twins: list[Twin]
     relationships: list[Relationship]
     description: str = ""
+    #: per asset type, analytics declared by the plant over the type files' own (see `Analytics`)
+    analytics: dict[str, Analytics] = field(default_factory=dict)
 
     def graph(self) -> TwinGraph:
         """A fresh `TwinGraph` holding this plant's twins and relationships."""
@@ -167,7 +171,23 @@ class _Parser:
                     raise self.error(path, f"{label} {end!r} is not a declared twin",
                                      hint="declare it under 'twins' or fix the id", env=env)
         return Plant(name, paths, [t for t, _ in twins.values()],
-                     [rel for rel, _, _ in edges.values()], description)
+                     [rel for rel, _, _ in edges.values()], description, self.analytics(data))
+
+    def analytics(self, data: Mapping[str, Any]) -> dict[str, Analytics]:
+        """``analytics: {TypeId: {estimator: …, alerts: …, prognoser: …}}``, checked."""
+        raw = data.get("analytics") or {}
+        if not isinstance(raw, Mapping):
+            raise self.error("analytics", f"must map asset type ids to sections, not {_kind(raw)}",
+                             hint="e.g. analytics: {Pump: {alerts: {operating: 'speed > 100 for 10m'}}}")
+        out: dict[str, Analytics] = {}
+        for type_id, sections in raw.items():
+            try:
+                out[str(type_id)] = Analytics.model_validate(sections)
+            except PydanticValidationError as err:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+                raise self.error(f"analytics.{type_id}", problems,
+                                 hint="sections: estimator, alerts, prognoser (each a mapping)") from None
+        return out
 
     def entries(self, data: Mapping[str, Any], key: str) -> list[Any]:
         entries = data.get(key)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from twinloop.core.errors import ConflictError, DeclarationError, NotFoundError
-from twinloop.twins.asset_type import AssetType, Channel
+from twinloop.twins.asset_type import Analytics, AssetType, Channel
 from twinloop.twins.loader import load_asset_types
 
 _WORD = {"channels": "channel", "attributes": "attribute", "properties": "property",
@@ -34,6 +34,7 @@ class TypeRegistry:
     def __init__(self, types: Iterable[AssetType] = ()) -> None:
         self._types: dict[str, AssetType] = {}
         self._resolved: dict[str, AssetType] = {}
+        self._analytics_over: dict[str, Analytics] = {}
         for t in types:
             self.add(t)
 
@@ -93,6 +94,33 @@ class TypeRegistry:
             if t in self._types:
                 todo.extend(self._types[t].extends)
         return out
+
+    def declare_analytics(self, type_id: str, analytics: Analytics) -> None:
+        """Put a plant file's analytics declaration for ``type_id`` over the type file's own."""
+        self.get(type_id)
+        known = self._analytics_over.get(type_id, Analytics())
+        self._analytics_over[type_id] = known.merged(analytics)
+
+    def analytics(self, type_id: str, section: str) -> tuple[str, dict[str, Any]] | None:
+        """The nearest declaration of one analytics section (``estimator``, ``alerts``,
+        ``prognoser``) for ``type_id``: ``(declaring type, mapping)``, or None when no type in its
+        lineage declares it or the nearest declaration says ``enabled: false``.
+
+        >>> reg = TypeRegistry([AssetType(id="Pump", analytics={"alerts": {"operating": "speed > 100"}}),
+        ...                     AssetType(id="BigPump", extends=["Pump"])])
+        >>> reg.analytics("BigPump", "alerts")
+        ('Pump', {'operating': 'speed > 100'})
+        >>> reg.analytics("BigPump", "prognoser") is None
+        True
+        """
+        for t in self.lineage(type_id):
+            if t not in self._types:
+                continue
+            declared = self._types[t].analytics.merged(self._analytics_over.get(t, Analytics()))
+            found = declared.section(section)
+            if found is not None:
+                return None if found.get("enabled", True) is False else (t, dict(found))
+        return None
 
     def resolve(self, type_id: str) -> AssetType:
         """The type with everything it extends merged in, parents first; ``extends`` is emptied.
