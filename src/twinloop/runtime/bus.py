@@ -3,11 +3,16 @@
 Publishing is safe from any thread (FastAPI runs sync routes in a thread pool); each async
 subscriber gets a bounded queue on its own event loop, so one slow WebSocket client cannot
 hold up the others — when its queue is full it loses the oldest events and is told how many.
+
+A sync handler that raises never breaks publishing, and is never silent either: its first failure
+for a twin is logged with the trace, repeats for that (handler, twin) are not, and the first event
+it handles for that twin afterwards logs that it recovered (Home Assistant's log-once rule).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from twinloop.core.events import Event
 
 Handler = Callable[[Event], None]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -52,6 +58,7 @@ class EventBus:
         self._subs: list[Subscription] = []
         self._handlers: list[Handler] = []
         self._queue_size = queue_size
+        self._failing: set[tuple[int, str]] = set()  # (handler id, twin id) whose last call raised
 
     def subscribe(
         self, kinds: Iterable[str] | None = None, twin_id: str | None = None
@@ -74,7 +81,7 @@ class EventBus:
                 self._subs.remove(sub)
 
     def on_event(self, handler: Handler) -> None:
-        """Call ``handler`` synchronously for every event (keep it fast; errors are isolated)."""
+        """Call ``handler`` synchronously for every event (keep it fast; errors are isolated and logged)."""
         with self._lock:
             self._handlers.append(handler)
 
@@ -85,18 +92,44 @@ class EventBus:
             subs, handlers = list(self._subs), list(self._handlers)
         for event in events:
             for handler in handlers:
-                try:
-                    handler(event)
-                except Exception:  # noqa: BLE001 - a faulty handler must not break publishing
-                    pass
+                self._call(handler, event)
             for sub in subs:
                 if sub.wants(event) and not sub.loop.is_closed():
                     sub.loop.call_soon_threadsafe(sub._offer, event)
+
+    def _call(self, handler: Handler, event: Event) -> None:
+        key = (id(handler), event.twin_id)
+        try:
+            handler(event)
+        except Exception:  # noqa: BLE001 - a faulty handler must not break publishing; logged once
+            with self._lock:
+                first = key not in self._failing
+                self._failing.add(key)
+            if first:
+                _log.exception("event handler %s failed on %s for twin %r; further failures for this "
+                               "twin are not logged until it recovers", _name(handler), event.kind,
+                               event.twin_id)
+            return
+        if self._failing and key in self._failing:
+            with self._lock:
+                self._failing.discard(key)
+            _log.info("event handler %s recovered for twin %r", _name(handler), event.twin_id)
+
+    def failing(self) -> list[tuple[str, str]]:
+        """(handler, twin id) pairs whose last call raised, for health checks."""
+        with self._lock:
+            keys = set(self._failing)
+            handlers = {id(h): h for h in self._handlers}
+        return sorted((_name(handlers[h]) if h in handlers else str(h), t) for h, t in keys)
 
     @property
     def subscriber_count(self) -> int:
         with self._lock:
             return len(self._subs)
+
+
+def _name(handler: Handler) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
 
 
 __all__ = ["EventBus", "Subscription"]
