@@ -8,7 +8,8 @@ not persist (memory) skip those. One parametrized test runs all of them for ever
     @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
     def test_store(check, fresh_store): check(fresh_store)
 
-Only the public protocol is used here, so a new backend (PostgreSQL) gets the same battery.
+Model-artifact checks live in `artifact_checks` and are part of both lists. Only the public
+protocol is used here, so a new backend (PostgreSQL) gets the same battery.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from twinloop.core.errors import (
 )
 from twinloop.core.events import CommandSent, ReadingsApplied, TwinCreated, TwinUpdated
 from twinloop.core.readings import SCHEMA, ReadingBatch
+from twinloop.store.artifact_checks import ARTIFACT_CHECKS, ARTIFACT_PERSISTENCE_CHECKS
 from twinloop.store.protocol import (
     HISTORY_SCHEMA,
     ApiKeyRecord,
@@ -494,10 +496,13 @@ CHECKS: list[Check] = [
     check_ingested_roundtrip,
     check_quarantine_resolve_and_update,
     check_ingested_is_atomic,
+    *ARTIFACT_CHECKS,  # model artifacts: see `artifact_checks`
 ]
 
-PERSISTENCE_CHECKS: list[PersistenceCheck] = [check_reopen_keeps_everything, check_reopen_keeps_ingest_state]
+PERSISTENCE_CHECKS: list[PersistenceCheck] = [
+    check_reopen_keeps_everything, check_reopen_keeps_ingest_state, *ARTIFACT_PERSISTENCE_CHECKS,
+]
 
 __all__ = ["CHECKS", "PERSISTENCE_CHECKS", "Check", "PersistenceCheck"] + [
-    c.__name__ for c in [*CHECKS, *PERSISTENCE_CHECKS]
+    c.__name__ for c in [*CHECKS, *PERSISTENCE_CHECKS] if c.__module__ == __name__
 ]

@@ -13,6 +13,9 @@ Version 2 adds ingest support: ``quarantine`` (rejected readings with reason and
 never deleted), ``ingest_seen`` (per source and device a seq watermark plus the sparse set of seqs
 seen above it, as comma-separated text: a list column makes the per-batch upsert ~3x slower)
 and ``ingest_digests`` (hashes of messages without a seq, expired by age).
+
+Version 3 adds ``artifacts``: learned models in numbered versions per (kind, key), see
+duckdb_artifacts.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Callable
 
 import duckdb
 
+from twinloop.store import duckdb_artifacts
+
 #: The schema version this code writes; a file with a higher one was written by a newer twinloop.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CREATE_V1: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS meta (
@@ -126,9 +131,14 @@ def _v1_to_v2(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
+def _v2_to_v3(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in duckdb_artifacts.CREATE:
+        con.execute(stmt)
+
+
 #: ``MIGRATIONS[n]`` upgrades a file from version ``n`` to ``n + 1``; add one per schema change
 #: and bump `SCHEMA_VERSION`. Each runs inside the opening transaction.
-MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Migration] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def _stored_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -5,7 +5,7 @@ connection must not run two statements at once. Every write runs in an explicit 
 is rolled back on any failure, so a failed statement never leaves the connection in DuckDB's
 "transaction aborted" state. Table layout and migrations live in `duckdb_schema`, the readings SQL
 in `duckdb_readings`, twins and relationships in `duckdb_twins`, dedupe state and quarantine in
-`duckdb_ingest`.
+`duckdb_ingest`, model artifacts in `duckdb_artifacts`.
 
 Folding `latest` (see `duckdb_readings`) takes 0.2-0.3 s, too long to hold the lock for: once enough
 readings are unfolded, an append starts one fold on a thread with its own cursor and its own
@@ -29,12 +29,14 @@ import pyarrow as pa
 from twinloop.core.errors import NotFoundError, StoreError, ValidationError
 from twinloop.core.events import Event
 from twinloop.core.readings import ReadingBatch
+from twinloop.store import duckdb_artifacts as art
 from twinloop.store import duckdb_ingest as ig
 from twinloop.store import duckdb_readings as rd
 from twinloop.store import duckdb_twins as tw
 from twinloop.store.duckdb_schema import ensure_schema
 from twinloop.store.protocol import (
     ApiKeyRecord,
+    Artifact,
     AuditRecord,
     EventRecord,
     QuarantineEntry,
@@ -433,6 +435,22 @@ class DuckDBStore:
 
     def list_keys(self) -> list[ApiKeyRecord]:
         return self._keys("", [])
+
+    # --- model artifacts ----------------------------------------------------------------------
+    def put_artifact(
+        self, kind: str, key: str, payload: bytes, meta: Mapping[str, Any], created_ns: int
+    ) -> Artifact:
+        """Number and insert the next version in one transaction (see `duckdb_artifacts`)."""
+        with self._tx(f"storing a {kind} artifact for {key!r}") as con:
+            return art.put(con, kind, key, payload, meta, created_ns)
+
+    def artifact(self, kind: str, key: str, version: int | None = None) -> Artifact | None:
+        with self._read(f"reading the {kind} artifact of {key!r}") as con:
+            return art.get(con, kind, key, version)
+
+    def artifacts(self, kind: str | None = None, key: str | None = None) -> list[Artifact]:
+        with self._read("listing artifacts") as con:
+            return art.listing(con, kind, key)
 
     def get_meta(self, key: str) -> str | None:
         with self._read(f"reading meta {key!r}") as con:

@@ -11,7 +11,8 @@ Every other method is the inner store's, called after the entries journaled befo
 (read-your-writes: a reader never misses a reading that was acknowledged before it asked); ``latest``
 does not wait: it overlays the entries still pending on the inner store's answer.
 ``append`` is journaled too; ``append_ingested`` stays synchronous, for callers that need the
-quarantine ids back.
+quarantine ids back. Model artifacts go straight to the inner store: the journal holds only
+ingested data, so they need not wait for it (a retrain is not held up by a busy applier).
 
 ::
 
@@ -27,14 +28,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from twinloop.core.errors import StoreError
 from twinloop.core.readings import ReadingBatch
 from twinloop.store.journal import IngestJournal, JournalEntry, merge
-from twinloop.store.protocol import QuarantineEntry, SeenDeltaLike, Store
+from twinloop.store.protocol import Artifact, QuarantineEntry, SeenDeltaLike, Store
 
 _log = logging.getLogger(__name__)
 APPLIED_KEY = "ingest_journal_applied"
@@ -185,6 +186,18 @@ class JournaledStore:
             return base
         tail = ReadingBatch.concat(pending).of(asset_ids, channels)
         return ReadingBatch.concat([base, tail]).newest()
+
+    # --- model artifacts: the inner store's, without waiting for the journal ----------------------
+    def put_artifact(
+        self, kind: str, key: str, payload: bytes, meta: Mapping[str, Any], created_ns: int
+    ) -> Artifact:
+        return self.inner.put_artifact(kind, key, payload, meta, created_ns)
+
+    def artifact(self, kind: str, key: str, version: int | None = None) -> Artifact | None:
+        return self.inner.artifact(kind, key, version)
+
+    def artifacts(self, kind: str | None = None, key: str | None = None) -> list[Artifact]:
+        return self.inner.artifacts(kind, key)
 
     # --- everything else: the inner store, after the journal ---------------------------------------
     def __getattr__(self, name: str) -> Any:

@@ -25,6 +25,7 @@ from twinloop.core.readings import SCHEMA, TS_TYPE, ReadingBatch
 from twinloop.store.protocol import (
     HISTORY_SCHEMA,
     ApiKeyRecord,
+    Artifact,
     AuditRecord,
     EventRecord,
     QuarantineEntry,
@@ -34,6 +35,7 @@ from twinloop.store.protocol import (
     SeenDigest,
     SeenKeys,
     SeenSeq,
+    check_artifact,
     check_outcome,
     quarantine_record,
     seen_rows,
@@ -88,6 +90,7 @@ class MemoryStore:
         self._seen: dict[tuple[str, str], SeenSeq] = {}
         self._digests: dict[tuple[str, str], SeenDigest] = {}
         self._quarantine: list[QuarantineRecord] = []
+        self._artifacts: dict[tuple[str, str], list[Artifact]] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -404,6 +407,34 @@ class MemoryStore:
     def list_keys(self) -> list[ApiKeyRecord]:
         with self._lock:
             return [self._keys[k] for k in sorted(self._keys)]
+
+    # --- model artifacts ----------------------------------------------------------------------
+    def put_artifact(
+        self, kind: str, key: str, payload: bytes, meta: Mapping[str, Any], created_ns: int
+    ) -> Artifact:
+        payload = check_artifact(kind, key, payload)
+        stored_meta = _roundtrip(dict(meta), f"meta of artifact {kind}/{key}")
+        with self._lock:
+            versions = self._artifacts.setdefault((kind, key), [])
+            artifact = Artifact(kind, key, len(versions) + 1, int(created_ns), stored_meta, payload)
+            versions.append(artifact)
+        return replace(artifact, meta=_roundtrip(stored_meta, "artifact meta"))
+
+    def artifact(self, kind: str, key: str, version: int | None = None) -> Artifact | None:
+        with self._lock:
+            versions = self._artifacts.get((kind, key), [])
+            if version is None:
+                found = versions[-1] if versions else None
+            else:
+                found = versions[int(version) - 1] if 1 <= int(version) <= len(versions) else None
+        # a copy of meta, so a caller changing it does not change what is stored
+        return None if found is None else replace(found, meta=_roundtrip(found.meta, "artifact meta"))
+
+    def artifacts(self, kind: str | None = None, key: str | None = None) -> list[Artifact]:
+        with self._lock:
+            found = [a for k in sorted(self._artifacts) if kind in (None, k[0]) and key in (None, k[1])
+                     for a in self._artifacts[k]]
+        return [replace(a, meta=_roundtrip(a.meta, "artifact meta"), payload=b"") for a in found]
 
     def get_meta(self, key: str) -> str | None:
         with self._lock:

@@ -1,4 +1,9 @@
-"""The `Store` protocol: readings, twin snapshots, relationships, events, audit and API keys.
+"""The `Store` protocol: readings, twin snapshots, relationships, events, audit, API keys and
+model artifacts.
+
+Model artifacts (`Artifact`) are opaque payloads — a learned detector, a calibration, a trained
+prognoser — kept in numbered versions per (kind, key), with metadata saying what they learned from;
+the store neither reads nor interprets the payload (`twinloop.runtime.artifacts` does).
 
 Only Arrow, numpy and plain dataclasses cross this seam, so a PostgreSQL backend can implement
 it later without any DuckDB type leaking into callers. Every backend passes `store.checks`.
@@ -200,6 +205,35 @@ class SeenKeys:
     seqs: list[SeenSeq] = field(default_factory=list)
     digests: list[SeenDigest] = field(default_factory=list)
     expire_before_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A learned model as stored: version ``version`` (1, 2, … per ``(kind, key)``) of ``kind``
+    (``detector``, ``calibration``, ``prognoser``, ``thresholds`` …) for ``key`` (a twin or type id).
+
+    ``meta`` says what it learned from (twins, window start/end ns), when, with which metrics,
+    model name and code version; JSON-ish. ``payload`` is opaque bytes; listings may leave it empty.
+    """
+
+    kind: str
+    key: str
+    version: int
+    created_ns: int
+    meta: dict[str, Any] = field(default_factory=dict)
+    payload: bytes = b""
+
+
+def check_artifact(kind: str, key: str, payload: Any) -> bytes:
+    """Refuse an artifact a backend cannot store faithfully; returns the payload as ``bytes``."""
+    for what, value in (("kind", kind), ("key", key)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"an artifact's {what} must be a non-empty string, got {value!r}")
+    if isinstance(payload, (bytearray, memoryview)):
+        payload = bytes(payload)
+    if not isinstance(payload, bytes):
+        raise ValidationError(f"an artifact's payload must be bytes, got {type(payload).__name__}")
+    return payload
 
 
 def check_outcome(outcome: str) -> None:
@@ -432,6 +466,24 @@ class Store(Protocol):
 
     def list_keys(self) -> list[ApiKeyRecord]: ...
 
+    # --- model artifacts ----------------------------------------------------------------------
+    def put_artifact(
+        self, kind: str, key: str, payload: bytes, meta: Mapping[str, Any], created_ns: int
+    ) -> Artifact:
+        """Store the next version of ``(kind, key)`` (1 for the first); numbering and writing are
+        atomic, so two writers never get the same version. `ValidationError` for an empty kind or
+        key, a payload that is not bytes, or meta that is not JSON-serializable (nothing stored)."""
+        ...
+
+    def artifact(self, kind: str, key: str, version: int | None = None) -> Artifact | None:
+        """One version with its payload (``None``: the latest), or None if there is none."""
+        ...
+
+    def artifacts(self, kind: str | None = None, key: str | None = None) -> list[Artifact]:
+        """Versions matching the filters, ordered by (kind, key, version); metadata only (the
+        payload may be ``b""``)."""
+        ...
+
     def get_meta(self, key: str) -> str | None:
         """Small persistent settings of the store itself (schema version, bootstrap done …)."""
         ...
@@ -449,6 +501,7 @@ __all__ = [
     "QUARANTINE_STATUSES",
     "ROLES",
     "ApiKeyRecord",
+    "Artifact",
     "AuditRecord",
     "EventRecord",
     "QuarantineEntry",
@@ -462,6 +515,7 @@ __all__ = [
     "SeenSeq",
     "SeenSeqLike",
     "Store",
+    "check_artifact",
     "check_outcome",
     "quarantine_record",
     "seen_rows",

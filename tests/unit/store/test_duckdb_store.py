@@ -139,16 +139,17 @@ def test_migration_hook_runs_forward(tmp_path: Path, monkeypatch: pytest.MonkeyP
     DuckDBStore(path).close()
     ran: list[int] = []
 
-    def to_v2(con: duckdb.DuckDBPyConnection) -> None:
+    def to_next(con: duckdb.DuckDBPyConnection) -> None:
         ran.append(1)
         con.execute("ALTER TABLE readings ADD COLUMN source VARCHAR")
 
-    monkeypatch.setattr(duckdb_schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(duckdb_schema.MIGRATIONS, 2, to_v2)
+    current = duckdb_schema.SCHEMA_VERSION
+    monkeypatch.setattr(duckdb_schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(duckdb_schema.MIGRATIONS, current, to_next)
     store = DuckDBStore(path)
-    assert ran == [1] and store.get_meta("schema_version") == "3"
+    assert ran == [1] and store.get_meta("schema_version") == str(current + 1)
     store.close()
-    DuckDBStore(path).close()  # already at 2: the migration does not run again
+    DuckDBStore(path).close()  # already at the new version: the migration does not run again
     assert ran == [1]
 
 

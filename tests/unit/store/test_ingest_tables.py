@@ -1,4 +1,4 @@
-"""DuckDB ingest tables: the v1 -> v2 migration keeps old data, and the new tables behave."""
+"""DuckDB ingest tables: migrating a v1 file keeps old data, and the new tables behave."""
 
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ def test_a_v1_file_is_migrated_and_keeps_its_readings(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     _v1_file(path)
     with DuckDBStore(path) as store:
-        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "2"
+        assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
         assert store.history("p1").values.tolist() == [1.5]
         assert store.count_quarantine() == 0 and store.seen_keys() == SeenKeys()
         store.append_ingested(ReadingBatch.empty(), SeenKeys([SeenSeq("s", "d", 3, (5,), 9)]))
-    with DuckDBStore(path) as store:  # reopening a v2 file migrates nothing
+        assert store.artifacts() == []  # v2 -> v3 added the (empty) artifacts table
+    with DuckDBStore(path) as store:  # reopening a current file migrates nothing
         assert store.seen_keys().seqs == [SeenSeq("s", "d", 3, (5,), 9)]
 
 
