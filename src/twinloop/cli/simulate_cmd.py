@@ -106,7 +106,7 @@ def _make_plant(name: str, seed: int, faults: list[str]) -> SimPlant:
 
 async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: str, qos: int,
                  speed: float, period: float, duration_s: float | None, samples_per_message: int = 1,
-                 parent_pid: int | None = None) -> None:
+                 parent_pid: int | None = None, truth: tuple[Path, float] | None = None) -> None:
     from twinloop.connectors.broker import watch_parent
     from twinloop.connectors.mqtt import MqttClient
     from twinloop.connectors.opcua import OpcUaServer
@@ -134,6 +134,11 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
             runner.add_transport(OpcUaTransport(server, plant))
             console.print(f"OPC UA {opcua}: objects per device, variables ns=2;s=<device>.<channel>, "
                           "methods ns=2;s=<device>.<command>", soft_wrap=True)
+        if truth is not None:
+            from twinloop.sim.truth import TruthRecorder
+
+            runner.add_transport(TruthRecorder(plant, truth[0], every_s=truth[1]))
+            console.print(f"ground truth to {truth[0]} every {truth[1]:g} simulated s", soft_wrap=True)
         pace = "as fast as possible" if math.isinf(speed) else f"{speed:g}x"
         until = "until Ctrl-C" if duration_s is None else f"for {duration_s:g} simulated s"
         console.print(f"simulating {plant.name} ({len(plant.devices)} devices) at {pace}, "
@@ -199,6 +204,12 @@ def simulate(
         help="batch mode: wear runs this many times faster (quick demos)")] = 1.0,
     parent_pid: Annotated[int | None, typer.Option(
         hidden=True, help="stop when this process (the one that started us) is gone")] = None,
+    truth: Annotated[Path | None, typer.Option(
+        help="live mode: append the plant's hidden ground truth (wear, faults, failures) to this "
+             "JSON-lines file, for scoring a twin against it")] = None,
+    truth_every: Annotated[str, typer.Option(
+        help="live mode: simulated time between ground-truth snapshots (faults and failures are "
+             "written as they happen)")] = "60s",
 ) -> None:
     """Simulate a plant: serve it live over MQTT and/or OPC UA, or write run-to-failure data in batch."""
     with friendly_errors():
@@ -219,6 +230,9 @@ def simulate(
         if not (speed > 0 and sample_period > 0):
             raise ConfigError("--speed and --sample-period must be positive")
         duration_s = parse_duration(duration) if duration else None
+        truth_spec = (truth, parse_duration(truth_every)) if truth is not None else None
+        if truth_spec is not None and not truth_spec[1] > 0:
+            raise ConfigError("--truth-every must be positive, e.g. 60s")
         sim = _make_plant(plant, seed, fault or [])
         broker = None
         if mqtt is None and embedded_broker:
@@ -233,7 +247,7 @@ def simulate(
                                    "(or --out for batch)")
         try:
             asyncio.run(_serve(sim, mqtt, opcua, payload, qos, speed, sample_period, duration_s,
-                                    samples_per_message, parent_pid))
+                                    samples_per_message, parent_pid, truth_spec))
         except KeyboardInterrupt:
             console.print(f"stopped at t = {sim.t_s:g} simulated s; devices marked offline")
         finally:
