@@ -5,7 +5,9 @@ A mapping is data (YAML), compiled once into `Mapping`; topic lookups are cached
 
 .. code-block:: yaml
 
-    defaults: {timestamp: device}                   # or receive: stamp with the arrival time
+    defaults:
+      timestamp: device                             # or receive: stamp with the arrival time
+      clock: {announced: twinloop/pump-station/clock}   # judge device time by the plant's clock
     rules:
       - name: flat telemetry
         mqtt: twinloop/pump-station/{device}/telemetry   # {name}: one named level; + and # as MQTT
@@ -19,6 +21,12 @@ A mapping is data (YAML), compiled once into `Mapping`; topic lookups are cached
         format: opcua
       - mqtt: spBv1.0/twinloop/+/pump-station/#     # births, deaths: nothing to store
         ignore: true
+
+``clock`` says whose clock judges a device timestamp (see `twinloop.ingest.clock`): ``wall`` (the
+default: its arrival time on this machine, as for a real plant), or a mapping with ``announced``
+(the topic, or OPC UA object node, on which a simulated or replayed plant announces its clock),
+``max_future`` and ``max_age`` (durations such as ``5m``, ``400d``, or ``off``; by default the
+runtime's). A rule's ``clock`` replaces the default one.
 
 Rules are tried in file order; the first match wins. A topic no rule matches is rejected as
 ``unmapped`` (never dropped). ``{name}`` captures at least one character up to the next ``/``,
@@ -48,6 +56,7 @@ import yaml
 
 from twinloop.core.errors import DeclarationError, UnitError
 from twinloop.core.units import parse_unit
+from twinloop.ingest.clock import OPCUA_CLOCK_VARIABLES, WALL, ClockPolicy, parse_duration_s
 
 Format = Literal["flat", "sparkplug", "json", "opcua", "records"]
 FORMATS: tuple[Format, ...] = ("flat", "sparkplug", "json", "opcua", "records")
@@ -101,6 +110,7 @@ class Rule:
     channel: str | None = None
     timestamp: TimestampPolicy = "device"
     dedupe: Dedupe = "auto"
+    clock: ClockPolicy = WALL
     ignore: bool = False
     json: JsonPaths | None = None
     overrides: tuple[tuple[str, ChannelOverride], ...] = ()
@@ -162,9 +172,19 @@ class Mapping:
         self._cache[topic] = found
         return found
 
+    def clocks(self) -> list[tuple[str, str]]:
+        """``(kind, announced)`` of every plant clock the rules are judged by, in file order."""
+        out = [(r.kind, r.clock.announced) for r in self.rules if r.clock.announced and not r.ignore]
+        return list(dict.fromkeys(out))  # type: ignore[arg-type]
+
     def mqtt_filters(self) -> list[str]:
-        """MQTT subscriptions covering every non-ignored ``mqtt`` rule (captures become ``+``)."""
-        out = [_CAPTURE.sub("+", r.pattern) for r in self.rules if r.kind == "mqtt" and not r.ignore]
+        """MQTT subscriptions covering every non-ignored ``mqtt`` rule (captures become ``+``).
+
+        Announced clock topics come first: subscribed first, their retained announcement arrives
+        before the first reading it judges.
+        """
+        out = [name for kind, name in self.clocks() if kind == "mqtt"]
+        out += [_CAPTURE.sub("+", r.pattern) for r in self.rules if r.kind == "mqtt" and not r.ignore]
         return list(dict.fromkeys(out))
 
     def opcua_nodes(self, channels: MappingABC[str, Iterable[str]]) -> list[str]:
@@ -173,7 +193,8 @@ class Mapping:
         Only ``{device}``/``{twin}`` and ``{channel}`` captures can be expanded; a node rule with
         other captures is skipped (subscribe to its nodes by hand).
         """
-        out: list[str] = []
+        out = [f"{name}.{v}" for kind, name in self.clocks() if kind == "opcua"
+               for v in OPCUA_CLOCK_VARIABLES]
         for rule in self.rules:
             if rule.kind != "opcua" or rule.ignore or set(rule.captures) - {"device", "twin", "channel"}:
                 continue
@@ -186,7 +207,8 @@ class Mapping:
 
 # --- parsing -------------------------------------------------------------------------------------
 _RULE_KEYS = {"name", "mqtt", "opcua", "topic", "format", "twin", "channel", "timestamp", "dedupe",
-              "ignore", "json", "channels"}
+              "clock", "ignore", "json", "channels"}
+_CLOCK_KEYS = {"announced", "max_future", "max_age"}
 _OVERRIDE_KEYS = {"channel", "unit", "scale", "offset", "ignore", "max_rate"}
 _JSON_KEYS = {"ts", "ts_unit", "values", "value", "device", "seq", "quality"}
 
@@ -228,7 +250,8 @@ class _Parser:
         data = self.keys(data, {"version", "defaults", "rules"}, "")
         if data.get("version", 1) != 1:
             raise self.error(f"unsupported version {data['version']!r}", "version", hint="use 1")
-        defaults = self.keys(data.get("defaults") or {}, {"timestamp", "twin", "dedupe"}, "defaults")
+        defaults = self.keys(data.get("defaults") or {}, {"timestamp", "twin", "dedupe", "clock"},
+                             "defaults")
         rules = data.get("rules", [])
         if not isinstance(rules, list):
             raise self.error("must be a list of rules", "rules")
@@ -280,8 +303,37 @@ class _Parser:
                                   ("device", "receive"), f"{path}.timestamp"),
             dedupe=self.choice(data.get("dedupe", defaults.get("dedupe", "auto")),
                                ("auto", "digest", "none"), f"{path}.dedupe"),
+            clock=self.clock(data["clock"] if "clock" in data else defaults.get("clock"), kind,
+                             f"{path}.clock" if "clock" in data else "defaults.clock"),
             ignore=ignore, json=json_paths, overrides=overrides, captures=captures, regex=regex,
         )
+
+    def clock(self, data: Any, kind: Kind, path: str) -> ClockPolicy:
+        if data is None or data == "wall":
+            return WALL
+        if not isinstance(data, dict):
+            raise self.error(f"must be 'wall' or a mapping, got {data!r}", path,
+                             hint="e.g. {announced: twinloop/<plant>/clock} or {max_future: 400d}")
+        data = self.keys(data, _CLOCK_KEYS, path)
+        announced = data.get("announced")
+        if announced is not None:
+            announced = self.text(announced, f"{path}.announced")
+            if kind == "mqtt" and ("+" in announced or "#" in announced):
+                raise self.error(f"the clock topic {announced!r} must be one topic, not a filter",
+                                 f"{path}.announced")
+        return ClockPolicy(announced, self.tolerance(data.get("max_future"), f"{path}.max_future"),
+                           self.tolerance(data.get("max_age"), f"{path}.max_age"))
+
+    def tolerance(self, value: Any, path: str) -> float | None:
+        if value is None:
+            return None
+        if value is False or (isinstance(value, str) and value.strip().lower() in ("off", "none")):
+            return math.inf
+        try:
+            return parse_duration_s(value)
+        except ValueError:
+            raise self.error(f"must be a duration or off, got {value!r}", path,
+                             hint="write e.g. 300, 5m, 400d or off") from None
 
     def pattern(self, pattern: str, kind: Kind, path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
         out, captures, pos = [], [], 0

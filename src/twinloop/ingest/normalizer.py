@@ -4,7 +4,9 @@ Per message it only parses JSON, finds the rule (cached), checks the idempotency
 extends column lists. Conversion and validation then run once over numpy arrays of the whole
 batch, in this order (the first failing check names the reason): route (unknown twin, unknown
 channel, unit mismatch, ignored), type, conversion to the channel's unit, NaN/Inf, range,
-timestamp skew; then the reorder window; then the rate of change (per twin-channel, against the
+timestamp skew (against the clock the rule names: its arrival, or the plant's announced clock,
+see `twinloop.ingest.clock`; announcements are taken before the batch is judged); then the
+reorder window; then the rate of change (per twin-channel, against the
 last accepted reading, in time order).
 
 Accounting: every value of every message ends up in exactly one of ``batch``, ``rejected``
@@ -29,6 +31,7 @@ are all accounted for are listed in ``completed``: acknowledge exactly those, af
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ from twinloop.core.clock import Clock
 from twinloop.core.protocols import RawMessage
 from twinloop.core.readings import SCHEMA, TS_TYPE, ReadingBatch
 from twinloop.ingest import validate as ck
+from twinloop.ingest.clock import AnnouncementError, ClockPolicy, PlantClocks
 from twinloop.ingest.decode import Decoded, PayloadError, decode_payload
 from twinloop.ingest.dedupe import DedupeDelta, IdempotencyKey, SeenStateLike, SeenTable, digest_of
 from twinloop.ingest.mapping import Mapping, Rule
@@ -54,7 +58,10 @@ S = 1_000_000_000
 
 @dataclass(frozen=True)
 class NormalizePolicy:
-    """The knobs of normalization; the defaults suit a live plant with synchronized clocks."""
+    """The knobs of normalization; the defaults suit a live plant with synchronized clocks.
+
+    ``max_future_ns``/``max_age_ns`` are the tolerances of rules whose ``clock`` names none.
+    """
 
     max_payload_bytes: int = 256 * 1024
     max_future_ns: int = 5 * 60 * S
@@ -117,6 +124,8 @@ class Normalizer:
         self.routes = RouteTable(registry, twin_types, self.policy.rate_full_range_s)
         self.seen = SeenTable(self.policy.dedupe_window, self.policy.digest_ttl_ns)
         self._reorder = ReorderBuffer(self.policy.reorder_window_ns)
+        self.clocks = PlantClocks(mapping.clocks())
+        self._judges: dict[ClockPolicy, tuple[str | None, float, float, int]] = {}
         self._next_msg = 0
         self._held: dict[int, _Msg] = {}
         self._waiting: dict[IdempotencyKey, list[RawMessage]] = {}
@@ -132,6 +141,8 @@ class Normalizer:
         """Swap the mapping, types or twins (e.g. a twin was added); cached routes are dropped."""
         if mapping is not None:
             self.mapping = mapping
+            self.clocks.configure(mapping.clocks())
+            self._judges.clear()
         if registry is not None:
             self.routes.registry = registry
         if twin_types is not None:
@@ -185,6 +196,13 @@ class Normalizer:
                                          f"limit of {limit}; the first {limit} bytes are kept",
                                          bytes(payload[:limit]), raw.topic, raw.source,
                                          raw.received_ns, index=index))
+                completed.append(raw)
+                continue
+            if self.clocks.is_clock(raw.topic):
+                try:
+                    self.clocks.hear(raw.topic, payload)
+                except AnnouncementError as err:
+                    rejected.append(_whole(raw, index, "malformed", str(err)))
                 completed.append(raw)
                 continue
             found = self.mapping.match(raw.topic)
@@ -293,14 +311,48 @@ class Normalizer:
         n = len(values)
         route = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         mid = np.repeat(np.array(ids, np.int64), counts)
-        recv = np.repeat(np.array([msgs[i].raw.received_ns for i in ids], np.int64), counts)
+        received = [msgs[i].raw.received_ns for i in ids]
+        recv = np.repeat(np.array(received, np.int64), counts)
         starts = np.repeat(np.cumsum([0, *counts[:-1]]).astype(np.int64), counts) if counts else mid
         pos = np.arange(n, dtype=np.int64) - starts
+        judged = [self._judge(msgs[i].rule.clock, r) for i, r in zip(ids, received, strict=True)]
+        ref, fut, age, judge = zip(*judged, strict=True) if judged else ((), (), (), ())
         cols: Columns = {
             "route": route, "ts": np.array(ts, np.int64) if n else np.zeros(0, np.int64),
             "quality": np.array(quality, np.uint8), "msg": mid, "recv": recv, "pos": pos,
+            "ref": np.repeat(np.array(ref, np.int64), counts),
+            "fut": np.repeat(np.array(fut, np.float64), counts),
+            "age": np.repeat(np.array(age, np.float64), counts),
+            "judge": np.repeat(np.array(judge, np.int64), counts),
         }
-        return ck.validate(cols, values, bad, self.routes, self.policy)
+        return ck.validate(cols, values, bad, self.routes, self.policy, self.judges)
+
+    @property
+    def judges(self) -> tuple[str, ...]:
+        """What judged a reading's time, by the ``judge`` index of `_judge` (0: its arrival)."""
+        return ("", *(f"the plant clock announced on {name}" for _, name in self.mapping.clocks()))
+
+    def _judge(self, clock: ClockPolicy, received_ns: int) -> tuple[int, float, float, int]:
+        """(reference time, future and age tolerance in ns, judge index) of one message.
+
+        A plant clock not heard yet leaves the arrival time to judge, as for a real plant.
+        """
+        known = self._judges.get(clock)
+        if known is None:
+            p = self.policy
+            fut = float(p.max_future_ns) if clock.max_future_s is None else clock.max_future_s * S
+            age = (float(p.max_age_ns) if p.max_age_ns is not None else math.inf) \
+                if clock.max_age_s is None else clock.max_age_s * S
+            index = 1 + [name for _, name in self.mapping.clocks()].index(clock.announced) \
+                if clock.announced else 0
+            known = self._judges[clock] = (clock.announced, fut, age, index)
+        name, fut, age, index = known
+        if name is None:
+            return received_ns, fut, age, 0
+        now = self.clocks.now(name, received_ns)
+        if now is None:
+            return received_ns, fut, age, 0
+        return now, fut if self.clocks.bounded(name) else math.inf, age, index
 
     def _rejections(self, rows: list[ck.Row], msgs: dict[int, _Msg]) -> list[Rejected]:
         out = []

@@ -5,10 +5,16 @@ returns the accepted readings converted to their channel units, plus one `Row` p
 failed a check. `rate_of_change` then compares accepted readings with the last accepted value of
 their twin-channel in time order; it is vectorized, and falls back to a loop only inside the
 few twin-channels where a violation makes the order of decisions matter.
+
+Timestamps are judged per message against a reference time (``ref``: the arrival time, or the
+plant's announced time at arrival, see `twinloop.ingest.clock`) with per-message tolerances
+(``fut``, ``age``, in ns, ``inf`` when unchecked) and a ``judge`` index into ``judges``, the names
+reject messages give; without those columns the arrival time and the policy's tolerances judge.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,8 +64,12 @@ def _floats(values: list[object], ok: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return out, ok
 
 
+_JUDGING = ("ref", "fut", "age", "judge")
+
+
 def validate(cols: Columns, values: list[object], bad: list[tuple[int, str, str]],
-             routes: RouteTable, policy: NormalizePolicy) -> tuple[Columns, list[Row], int]:
+             routes: RouteTable, policy: NormalizePolicy,
+             judges: tuple[str, ...] = ()) -> tuple[Columns, list[Row], int]:
     """Convert and check; returns (accepted columns with ``value``, rejected rows, ignored count)."""
     n = len(values)
     route = cols["route"]
@@ -89,30 +99,46 @@ def validate(cols: Columns, values: list[object], bad: list[tuple[int, str, str]
         quality[outside] = _BAD
     else:
         code[outside] = _CODE["out_of_range"]
-    ts, recv = cols["ts"].copy(), cols["recv"]
+    ts = cols["ts"].copy()
+    ref, fut, old = _judging(cols, policy)
     ok = (code == 0) & ~ignored
-    skew = ok & (ts - recv > policy.max_future_ns)
-    age = ok & (recv - ts > policy.max_age_ns) if policy.max_age_ns is not None else np.zeros(n, bool)
+    skew = ok & (ts - ref > fut)
+    age = ok & (ref - ts > old)
     if policy.skew_action == "restamp":
         fix = skew | age
-        ts[fix] = recv[fix]
+        ts[fix] = ref[fix]
         quality[fix] = np.maximum(quality[fix], _UNCERTAIN)
     else:
         code[skew] = _CODE["ts_future"]
         code[age] = _CODE["ts_too_old"]
-    rows = [_row(int(i), cols, values, raw, value, code, notes, routes, policy)
+    judge = cols.get("judge")
+    rows = [_row(int(i), cols, values, raw, value, code, notes, routes,
+                 (int(ref[i]), float(fut[i]), float(old[i]),
+                  judges[int(judge[i])] if judge is not None and judges else ""))
             for i in np.flatnonzero((code != 0) & ~ignored)]
     keep = (code == 0) & ~ignored
-    out = take({**cols, "ts": ts, "quality": quality, "value": value}, keep)
+    kept = {k: v for k, v in cols.items() if k not in _JUDGING}
+    out = take({**kept, "ts": ts, "quality": quality, "value": value}, keep)
     return out, rows, int(ignored.sum())
 
 
+def _judging(cols: Columns, policy: NormalizePolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reference time, future tolerance, age tolerance) per reading."""
+    if "ref" in cols:
+        return cols["ref"], cols["fut"], cols["age"]
+    n = len(cols["ts"])
+    age = math.inf if policy.max_age_ns is None else float(policy.max_age_ns)
+    return cols["recv"], np.full(n, float(policy.max_future_ns)), np.full(n, age)
+
+
 def _row(i: int, cols: Columns, values: list[object], raw: np.ndarray, value: np.ndarray,
-         code: np.ndarray, notes: dict[int, str], routes: RouteTable, policy: NormalizePolicy) -> Row:
+         code: np.ndarray, notes: dict[int, str], routes: RouteTable,
+         judged: tuple[int, float, float, str]) -> Row:
     reason = _REASONS[code[i]]
     rid = int(cols["route"][i])
     twin, channel, why, unit = routes.describe(rid)
-    ts, recv = int(cols["ts"][i]), int(cols["recv"][i])
+    ts = int(cols["ts"][i])
+    ref, fut, old, judge = judged
     known = float(raw[i]) if np.isfinite(raw[i]) else None
     u = f" {unit}" if unit else ""
     if i in notes:
@@ -128,12 +154,14 @@ def _row(i: int, cols: Columns, values: list[object], raw: np.ndarray, value: np
         message = f"{channel!r}: {value[i]:g}{u} is outside {lo:g} … {hi:g}{u}"
         known = float(value[i])
     elif reason == "ts_future":
-        message = (f"{channel!r}: timestamp is {(ts - recv) / 1e9:.3g} s after it was received "
-                   f"(allowed: {policy.max_future_ns / 1e9:g} s)")
+        where = f"ahead of {judge}" if judge else "after it was received"
+        message = (f"{channel!r}: timestamp is {(ts - ref) / 1e9:.3g} s {where} "
+                   f"(allowed: {fut / 1e9:g} s)")
         known = float(value[i])
     else:
-        message = (f"{channel!r}: timestamp is {(recv - ts) / 1e9:.3g} s before it was received "
-                   f"(allowed: {(policy.max_age_ns or 0) / 1e9:g} s)")
+        where = f"behind {judge}" if judge else "before it was received"
+        message = (f"{channel!r}: timestamp is {(ref - ts) / 1e9:.3g} s {where} "
+                   f"(allowed: {old / 1e9:g} s)")
         known = float(value[i])
     return Row(int(cols["msg"][i]), rid, int(cols["pos"][i]), reason, message, known, ts)
 
