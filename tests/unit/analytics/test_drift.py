@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from twinloop.analytics.anomaly import ChannelFrame, build_detector
-from twinloop.analytics.drift import Adwin, PageHinkley, classify_drift, fit_model, guarded_retrain
+from twinloop.analytics.drift import (
+    Adwin,
+    PageHinkley,
+    classify_drift,
+    component_groups,
+    fit_model,
+    guarded_retrain,
+)
 from twinloop.core.errors import ConflictError, ValidationError
 
 CHANNELS = ["flow", "head", "power", "bearing.temperature"]
@@ -85,3 +92,17 @@ def test_retrain_on_a_drifting_sensor_is_rolled_back():
     assert outcome.after.loss > outcome.before.loss
     with pytest.raises(ValidationError):
         guarded_retrain(old, frame(plant(10, 0)))
+
+
+def test_component_channels_form_their_own_coupling_group():
+    groups = component_groups(
+        ["flow", "bearing.temperature", "head", "bearing.vibration_rms", "motor.current"])
+    assert groups == {"asset": ["flow", "head"], "bearing": ["bearing.temperature", "bearing.vibration_rms"],
+                      "motor": ["motor.current"]}
+    # with those groups, a bearing sensor drifting alone is a sensor, the hydraulics together a process
+    names = ["flow", "head", "power", "bearing.temperature"]
+    ref = plant(400, 0)
+    found = classify_drift(ref, plant(1000, 1, sensor_drift=4.0, start=400), names, component_groups(names))
+    assert [(f.kind, f.group) for f in found] == [("sensor", "bearing")]
+    found = classify_drift(ref, plant(1000, 3, process_shift=2.0, start=400), names, component_groups(names))
+    assert [(f.kind, f.group) for f in found] == [("process", "asset")]

@@ -2,7 +2,7 @@
 process (`classify_drift`), and retrain detectors behind validation with rollback (`guarded_retrain`).
 """
 
-from twinloop.analytics.drift.classify import DriftFinding, classify_drift
+from twinloop.analytics.drift.classify import DriftFinding, classify_drift, component_groups
 from twinloop.analytics.drift.detectors import Adwin, DriftDetector, PageHinkley
 from twinloop.analytics.drift.retrain import (
     GuardedModel,
@@ -22,6 +22,7 @@ __all__ = [
     "RetrainOutcome",
     "Validation",
     "classify_drift",
+    "component_groups",
     "fit_model",
     "guarded_retrain",
     "validate",

@@ -40,6 +40,20 @@ class DriftFinding:
     group: str
 
 
+def component_groups(channels: Sequence[str], whole: str = "asset") -> dict[str, list[str]]:
+    """Coupling groups from channel names: a component's channels (``bearing.temperature``,
+    ``bearing.vibration``) move together, and so do the asset's own (flow, pressure, power),
+    under the name ``whole``.
+
+    >>> component_groups(["flow", "power", "bearing.temperature", "bearing.vibration"])
+    {'asset': ['flow', 'power'], 'bearing': ['bearing.temperature', 'bearing.vibration']}
+    """
+    out: dict[str, list[str]] = {}
+    for c in channels:
+        out.setdefault(c.split(".", 1)[0] if "." in c else whole, []).append(c)
+    return out
+
+
 def classify_drift(
     reference: np.ndarray,
     residuals: np.ndarray,
@@ -79,4 +93,4 @@ def classify_drift(
     return sorted(out, key=lambda f: (f.onset, f.channels))
 
 
-__all__ = ["DriftFinding", "DriftKind", "classify_drift"]
+__all__ = ["DriftFinding", "DriftKind", "classify_drift", "component_groups"]

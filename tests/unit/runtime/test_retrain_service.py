@@ -1,0 +1,174 @@
+"""Drift wired to guarded retraining: a process change retrains the twin's detector and keeps the new
+one as the next artifact version (with the guard's metrics); a drifting sensor or a worse candidate
+does not replace the model; a restart resumes with the kept version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from twinloop.analytics.anomaly import ChannelFrame, build_detector
+from twinloop.analytics.drift import GuardedModel, fit_model
+from twinloop.core.clock import ManualClock
+from twinloop.core.commands import CreateTwin
+from twinloop.runtime.artifacts import ArtifactService
+from twinloop.runtime.bus import EventBus
+from twinloop.runtime.retrain_service import ModelRetrained, RetrainRejected, RetrainService
+from twinloop.runtime.twin_service import TwinService
+from twinloop.runtime.wiring import example_plant_path
+from twinloop.store.duckdb_store import DuckDBStore
+from twinloop.store.memory import MemoryStore
+from twinloop.store.protocol import Store
+from twinloop.twins.asset_type import Analytics
+from twinloop.twins.plant import load_plant
+from twinloop.twins.registry import TypeRegistry
+
+T0 = 1_767_225_600 * 10**9
+PERIOD = 10 * 10**9
+CHANNELS = ("flow", "discharge_pressure", "power", "bearing.temperature")
+ATTRS = {"manufacturer": "KSB", "model": "Etanorm", "serial": "X-1", "rated_flow": 100.0,
+         "rated_head": 40.0}
+
+
+def plant(n: int, seed: int, start_ns: int = T0) -> ChannelFrame:
+    """A pump's channels: hydraulics coupled through one load, an independent bearing temperature."""
+    rng = np.random.default_rng(seed)
+    load = rng.normal(0, 1, n)
+    x = np.column_stack([50 + 5 * load + rng.normal(0, 1.5, n), 2.3 - 0.2 * load + rng.normal(0, 0.06, n),
+                         30 + 3 * load + rng.normal(0, 0.9, n), 45 + rng.normal(0, 0.5, n)])
+    return ChannelFrame.from_array(x, CHANNELS, start_ns + PERIOD * np.arange(n), "pump-1")
+
+
+def shifted(frame: ChannelFrame, rows: slice, by: list[float]) -> ChannelFrame:
+    x = frame.values.copy()
+    x[rows] += np.asarray(by)
+    return ChannelFrame(frame.ts_ns, frame.channels, x, frame.asset_id)
+
+
+class Setup:
+    def __init__(self, store: Store, registry: TypeRegistry | None = None) -> None:
+        self.store = store
+        self.clock = ManualClock(T0)
+        self.bus = EventBus()
+        self.registry = registry or TypeRegistry.from_paths(load_plant(example_plant_path()).type_paths)
+        self.twins = TwinService(store, self.registry, self.bus, self.clock)
+        if "pump-1" not in self.twins.graph:
+            self.twins.create(CreateTwin(twin_id="pump-1", type_id="Pump", attributes=ATTRS), actor="t")
+        self.artifacts = ArtifactService(store, self.clock)
+        self.retrain = RetrainService(store, self.twins, self.bus, self.clock, self.artifacts)
+
+    def kinds(self) -> list[str]:
+        return [r.event.kind for r in self.store.events(kinds=["ModelRetrained", "RetrainRejected"])]
+
+
+@pytest.fixture
+def setup() -> Setup:
+    return Setup(MemoryStore())
+
+
+def incumbent(reference: ChannelFrame) -> GuardedModel:
+    return fit_model(build_detector("pca"), reference, {"quantile": 0.99})
+
+
+def test_no_drift_does_nothing(setup: Setup) -> None:
+    reference = plant(400, 0)
+    recent = plant(600, 1, T0 + 400 * PERIOD)
+    assert setup.retrain.check("pump-1", incumbent(reference), reference, recent) is None
+    assert setup.kinds() == [] and setup.store.artifacts() == []
+
+
+def test_a_process_change_retrains_and_keeps_the_new_model_as_the_next_version(setup: Setup) -> None:
+    reference = plant(400, 0)
+    old = incumbent(reference)
+    # the station moved to a new operating point (same physics): flow, pressure and power together
+    recent = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    result = setup.retrain.check("pump-1", old, reference, recent)
+    assert result is not None and result.accepted and result.reason == "accepted"
+    assert result.model is not old and result.reference is not None
+    assert [f.kind for f in result.findings] == ["process"]
+    versions = setup.store.artifacts("detector", "pump-1")
+    assert [a.version for a in versions] == [1, 2]  # the incumbent kept first, then the retrained one
+    kept = versions[1].meta
+    assert kept["metrics"]["after"]["loss"] <= kept["metrics"]["before"]["loss"]
+    assert kept["metrics"]["before"]["false_alarm_rate"] > 0.5  # the old model alarms on the new normal
+    assert kept["twins"] == ["pump-1"] and kept["window_ns"][0] >= int(recent.ts_ns[100])
+    assert kept["drift"][0]["kind"] == "process" and kept["previous_version"] == 1
+    events = setup.store.events(kinds=["ModelRetrained"])
+    assert len(events) == 1
+    event = events[0].event
+    assert isinstance(event, ModelRetrained) and event.version == 2 and event.twin_id == "pump-1"
+    assert setup.store.audit(actor="system:retrain")[0].action == "model.retrain"
+    loaded = setup.retrain.load("pump-1")
+    assert loaded is not None and loaded[1].version == 2
+    probe = recent.rows(500)
+    np.testing.assert_allclose(loaded[0].detector.score(probe)[0], result.model.detector.score(probe)[0])
+    # the same stretch again, within the cool-down: no second retrain
+    assert setup.retrain.check("pump-1", result.model, reference, recent) is None
+
+
+def test_a_drifting_sensor_is_not_retrained_on_and_is_told_once(setup: Setup) -> None:
+    reference = plant(400, 0)
+    old = incumbent(reference)
+    recent = plant(900, 3, T0 + 400 * PERIOD)
+    ramp = np.clip(np.arange(900) - 300, 0, None) / 600 * 6.0
+    recent = ChannelFrame(recent.ts_ns, recent.channels,
+                          recent.values + np.outer(ramp, [0, 0, 0, 1.0]), "pump-1")
+    result = setup.retrain.check("pump-1", old, reference, recent)
+    assert result is not None and not result.accepted and result.reason == "sensor_drift"
+    assert result.model is old and setup.store.artifacts() == []
+    again = setup.retrain.check("pump-1", old, reference, recent)
+    assert again is not None and again.reason == "sensor_drift"
+    events = setup.store.events(kinds=["RetrainRejected"])
+    assert len(events) == 1  # told once, not on every check
+    event = events[0].event
+    assert isinstance(event, RetrainRejected) and event.reason == "sensor_drift"
+    assert event.drift[0]["channels"] == ["bearing.temperature"] and "sensor" in event.message
+
+
+def test_a_worse_candidate_is_rejected_by_the_guard_and_the_incumbent_stays(setup: Setup) -> None:
+    reference = plant(400, 0)
+    old = incumbent(reference)
+    # drift reported while a transient upset filled the training part; normal again in the holdout
+    recent = shifted(plant(600, 4, T0 + 400 * PERIOD), slice(0, 420), [20.0, 0.0, 0.0, 3.0])
+    result = setup.retrain.on_drift("pump-1", old, recent)
+    assert not result.accepted and result.reason == "guard" and result.model is old
+    assert result.outcome is not None and result.outcome.after.loss > result.outcome.before.loss
+    assert [a.version for a in setup.store.artifacts("detector", "pump-1")] == [1]  # only the incumbent
+    assert setup.kinds() == ["RetrainRejected"]
+    event = setup.store.events(kinds=["RetrainRejected"])[0].event
+    assert isinstance(event, RetrainRejected) and event.reason == "guard" and event.version == 1
+    assert event.after["loss"] > event.before["loss"]
+
+
+def test_too_little_data_since_the_change_waits_without_an_event(setup: Setup) -> None:
+    reference = plant(400, 0)
+    result = setup.retrain.on_drift("pump-1", incumbent(reference), plant(12, 5))
+    assert result.reason == "too_little_data" and not result.accepted
+    assert setup.kinds() == []
+
+
+def test_the_asset_type_can_switch_retraining_off(setup: Setup) -> None:
+    setup.registry.declare_analytics("Pump", Analytics(alerts={"retrain": {"enabled": False}}))
+    reference = plant(400, 0)
+    recent = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    assert setup.retrain.check("pump-1", incumbent(reference), reference, recent) is None
+    assert setup.retrain.on_drift("pump-1", incumbent(reference), recent).reason == "disabled"
+    assert setup.kinds() == [] and setup.store.artifacts() == []
+
+
+def test_after_a_restart_the_retrained_version_is_the_one_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    reference = plant(400, 0)
+    recent = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    with DuckDBStore(path) as store:
+        result = Setup(store).retrain.check("pump-1", incumbent(reference), reference, recent)
+        assert result is not None and result.accepted
+    with DuckDBStore(path) as store:
+        again = Setup(store)
+        loaded = again.retrain.load("pump-1")
+        assert loaded is not None and loaded[1].version == 2
+        probe = recent.rows(500)
+        np.testing.assert_allclose(loaded[0].detector.score(probe)[0], result.model.detector.score(probe)[0])
+        assert again.kinds() == ["ModelRetrained"]  # the event is read back from the file too
