@@ -183,7 +183,8 @@ def rate_of_change(cols: Columns, routes: RouteTable) -> tuple[Columns, list[Row
     prev_v = np.where(first, routes.last_value[s], np.roll(v, 1))
     checkable = lv & np.isfinite(r) & (prev_t != NO_TS)
     dt = (t - prev_t) / 1e9
-    viol = checkable & (dt > 0) & (np.abs(v - prev_v) > r * dt)
+    with np.errstate(invalid="ignore"):  # no max rate (inf) times dt 0: not checkable anyway
+        viol = checkable & (dt > 0) & (np.abs(v - prev_v) > r * dt)
     reject = np.zeros(len(s), bool)
     if viol.any():
         reject = _sequential(s, t, v, r, lv, routes, np.unique(s[viol]))

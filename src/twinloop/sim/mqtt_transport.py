@@ -3,7 +3,8 @@
 One transport per plant and connection. Telemetry goes out with ``publish_nowait`` (the hot path
 never waits on the broker); with ``samples_per_message`` k > 1 each device's samples are buffered and
 go out k at a time in the multi-sample form (a device going offline, and `stop`, send what is
-buffered). Status, births, deaths and acks go out at QoS 1. After a reconnect the
+buffered). Status, births, deaths, acks and the plant's clock (retained, see `twinloop.sim.clock`:
+before the first sample, every second, and stopped at `stop`) go out at QoS 1. After a reconnect the
 transport re-announces itself (online status, DBIRTHs), because the broker may have published our
 last will meanwhile.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from twinloop.connectors.mqtt import MqttClient
 from twinloop.sim import wire
+from twinloop.sim.clock import AnnouncedClock
 from twinloop.sim.plant import CommandResult, DeviceSpec, Sample
 from twinloop.sim.runner import CommandRouter
 
@@ -71,6 +73,7 @@ class MqttTransport:
         self._seq = np.zeros(len(self.devices), dtype=np.int64)
         self._online = np.zeros(len(self.devices), dtype=bool)
         self._router: CommandRouter | None = None
+        self._clock: AnnouncedClock | None = None
         self._listener: asyncio.Task[None] | None = None
         self._acks: set[asyncio.Task[None]] = set()
         self.published = 0
@@ -81,6 +84,7 @@ class MqttTransport:
     async def start(self, router: CommandRouter) -> None:
         """Announce the plant online, subscribe to commands and start answering them."""
         self._router = router
+        self._clock = AnnouncedClock(float(getattr(router, "speed", 1.0)))
         await self.client.subscribe(wire.command_filter(self.plant_name), qos=1)
         self.client.on_availability(self._on_availability)
         await self._publish(wire.status_topic(self.plant_name), wire.encode_status(True, time.time_ns()),
@@ -99,11 +103,18 @@ class MqttTransport:
         for i in np.flatnonzero(self._online):
             await self._device_offline(int(i), now)
         await self._publish(wire.status_topic(self.plant_name), wire.encode_status(False, now), retain=True)
+        if self._clock is not None and self._clock.announced:
+            stopped = wire.encode_clock(*self._clock.stopped(now))
+            await self._publish(wire.clock_topic(self.plant_name), stopped, retain=True)
 
     # --- telemetry ------------------------------------------------------------------------------
 
     async def on_sample(self, sample: Sample, ts_ns: int) -> None:
-        """Publish every online device's sample; announce devices that came or went since the last one."""
+        """Publish every online device's sample; announce devices that came or went since the last one,
+        and the plant's clock when it is due."""
+        clock = self._clock
+        if clock is not None and clock.observe(ts_ns, now := time.time_ns()):
+            await self._announce_clock(now)
         online = np.asarray(sample.online, dtype=bool)
         changed = np.flatnonzero(online != self._online)
         for i in changed:
@@ -162,6 +173,11 @@ class MqttTransport:
             await self._publish(wire.sparkplug_topic("DDEATH", self.plant_name, device.id),
                                 wire.encode_sparkplug_death(self._last_seq(i), ts_ns))
 
+    async def _announce_clock(self, now: int) -> None:
+        assert self._clock is not None
+        await self._publish(wire.clock_topic(self.plant_name), wire.encode_clock(*self._clock.announce(now)),
+                            retain=True)
+
     def _last_seq(self, i: int) -> int:
         return max(int(self._seq[i]) - 1, 0)
 
@@ -171,6 +187,8 @@ class MqttTransport:
             return
         now = time.time_ns()
         await self._publish(wire.status_topic(self.plant_name), wire.encode_status(True, now), retain=True)
+        if self._clock is not None and self._clock.announced:
+            await self._announce_clock(now)
         for i in np.flatnonzero(self._online):
             await self._device_online(int(i), now)
 

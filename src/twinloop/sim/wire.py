@@ -15,6 +15,7 @@ topic                                          retain  payload (JSON)
 ``twinloop/{plant}/{device}/ack``              no      ``{"command_id", "ok", "message", "applied", "ts"}``
 ``twinloop/{plant}/{device}/status``           yes     ``{"status": "online"|"offline", "ts"}``
 ``twinloop/{plant}/status``                    yes     the gateway's status; also its MQTT last will
+``twinloop/{plant}/clock``                     yes     ``{"sim_time", "wall_time", "speed"}`` (clock)
 =============================================  ======  ==============================================
 
 - One telemetry message carries a device's whole sample (every channel), because a Python MQTT
@@ -34,6 +35,11 @@ topic                                          retain  payload (JSON)
   count in ``properties.seq``. Unlike Sparkplug, where ``seq`` is per edge node, ours is per
   device; DBIRTH/DDEATH repeat the last telemetry ``seq`` rather than consuming one, so flat and Sparkplug
   payloads of the same sample carry the same count.
+- The clock says which simulated instant (``sim_time``, epoch ns) went with which wall instant
+  (``wall_time``, epoch ns) and how fast simulated time runs (``speed``: simulated s per wall s;
+  ``null`` as fast as possible, 0 stopped), so that twinloop can judge simulated timestamps
+  against the plant's own time (mapping ``clock: {announced: twinloop/<plant>/clock}``). It is
+  sent before the first sample, every second and whenever the time line moves (`twinloop.sim.clock`).
 - MQTT allows one last will per connection, so the will is the plant-level
   ``twinloop/{plant}/status`` (like a Sparkplug NDEATH): when it says offline, every device of the
   plant is offline too.
@@ -95,12 +101,17 @@ def status_topic(plant: str, device: str | None = None) -> str:
     return f"{PREFIX}/{plant}/status" if device is None else f"{PREFIX}/{plant}/{device}/status"
 
 
+def clock_topic(plant: str) -> str:
+    """The plant's retained clock announcement."""
+    return f"{PREFIX}/{plant}/clock"
+
+
 def topic_layout(plant: str) -> str:
     """The layout in one line, for a person starting the simulator."""
     return (f"telemetry {PREFIX}/{plant}/<device>/telemetry · sparkplug "
             f"{SPARKPLUG_NAMESPACE}/{SPARKPLUG_GROUP}/DDATA/{plant}/<device> · commands "
             f"{PREFIX}/{plant}/<device>/cmd/<name> → {PREFIX}/{plant}/<device>/ack · status "
-            f"{PREFIX}/{plant}/<device>/status")
+            f"{PREFIX}/{plant}/<device>/status · clock {clock_topic(plant)}")
 
 
 def _dumps(obj: Any) -> bytes:
@@ -333,6 +344,27 @@ def decode_ack(payload: bytes | str) -> tuple[str, CommandResult, int]:
         raise ValidationError(f"ack payload is malformed: {err!r}") from err
 
 
+def encode_clock(sim_ns: int, wall_ns: int, speed: float | None) -> bytes:
+    """The clock announcement; ``speed`` None (or inf) is "as fast as possible".
+
+    >>> decode_clock(encode_clock(7, 3, 60.0))
+    (7, 3, 60.0)
+    """
+    fast = speed is None or math.isinf(speed)
+    return _dumps({"sim_time": int(sim_ns), "wall_time": int(wall_ns),
+                   "speed": None if fast else float(speed)})
+
+
+def decode_clock(payload: bytes | str) -> tuple[int, int, float | None]:
+    """``(sim_ns, wall_ns, speed)`` of a clock announcement; raises `ValidationError` when malformed."""
+    obj = _loads_object(payload, "clock payload")
+    try:
+        speed = obj["speed"]
+        return int(obj["sim_time"]), int(obj["wall_time"]), None if speed is None else float(speed)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValidationError(f"clock payload is malformed: {err!r}") from err
+
+
 def encode_status(online: bool, ts_ns: int | None) -> bytes:
     """Status; the last will has no ``ts`` (it is written at connect, the broker sends it at the loss)."""
     status = "online" if online else "offline"
@@ -361,10 +393,10 @@ def device_names(devices: Sequence[DeviceSpec]) -> tuple[np.ndarray, ...]:
 
 __all__ = [
     "PREFIX", "SPARKPLUG_GROUP", "SPARKPLUG_NAMESPACE", "CommandRejected", "CommandRequest", "Telemetry",
-    "ack_topic", "channel_names", "command_filter", "command_topic", "decode_ack", "decode_command",
-    "decode_flat", "decode_flat_samples", "decode_sparkplug", "device_names", "encode_ack", "encode_command",
-    "encode_flat", "encode_flat_samples", "encode_sparkplug_birth", "encode_sparkplug_data",
-    "encode_sparkplug_samples", "encode_sparkplug_death", "encode_status",
-    "parse_command_topic", "sparkplug_topic", "status_topic", "telemetry_topic", "topic_layout",
-    "values_dict",
+    "ack_topic", "channel_names", "clock_topic", "command_filter", "command_topic", "decode_ack",
+    "decode_clock", "decode_command", "decode_flat", "decode_flat_samples", "decode_sparkplug",
+    "device_names", "encode_ack", "encode_clock", "encode_command", "encode_flat", "encode_flat_samples",
+    "encode_sparkplug_birth", "encode_sparkplug_data", "encode_sparkplug_samples", "encode_sparkplug_death",
+    "encode_status", "parse_command_topic", "sparkplug_topic", "status_topic", "telemetry_topic",
+    "topic_layout", "values_dict",
 ]

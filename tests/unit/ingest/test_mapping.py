@@ -101,4 +101,7 @@ def test_example_mapping_covers_flat_sparkplug_and_opcua() -> None:
     assert m.match("ns=2;s=pump-A1.seq")[0].ignore  # type: ignore[index]
     rule, caps = m.match("ns=2;s=pump-A1.motor.current")  # type: ignore[misc]
     assert rule.format == "opcua" and caps == {"device": "pump-A1", "channel": "motor.current"}
-    assert m.mqtt_filters() == ["twinloop/pump-station/+/telemetry", "spBv1.0/twinloop/DDATA/pump-station/+"]
+    assert m.mqtt_filters() == ["twinloop/pump-station/clock",  # the simulator's clock, heard first
+                                "twinloop/pump-station/+/telemetry", "spBv1.0/twinloop/DDATA/pump-station/+"]
+    assert m.rules[0].clock.announced == "twinloop/pump-station/clock"
+    assert m.match("ns=2;s=pump-A1.flow")[0].clock.announced is None  # type: ignore[index]
