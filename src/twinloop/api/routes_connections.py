@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
@@ -26,6 +26,10 @@ class ConnectionPublic(BaseModel):
     kind: str
     url: str
     connected: bool
+    status: str = Field(description="connected, disconnected, or degraded: up, but most of its recent "
+                                    "readings are rejected for one reason (see rejecting)")
+    rejecting: dict[str, Any] | None = Field(
+        None, description='while degraded: {"reason", "share", "readings"} of its recent readings')
     since: str | None
     last_message: str | None
     messages: int
@@ -36,7 +40,8 @@ class ConnectionPublic(BaseModel):
     @classmethod
     def of(cls, row: ConnectionStatus) -> ConnectionPublic:
         return cls(name=row.name, kind=row.kind, url=_public_url(row.url), connected=row.connected,
-                   since=_iso(row.since_ns), last_message=_iso(row.last_message_ns), messages=row.messages,
+                   status=row.status, rejecting=row.rejecting, since=_iso(row.since_ns),
+                   last_message=_iso(row.last_message_ns), messages=row.messages,
                    errors=row.errors, last_error=row.last_error, twins=len(row.twins))
 
 

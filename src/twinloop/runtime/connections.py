@@ -4,6 +4,12 @@ One row per connection (``connected``, ``since``, ``last_message_ns``, ``message
 ``last_error``), written by its supervisor and the pipeline, read by ``GET /connections`` and by
 twin state: a twin whose readings come over a connection that is down is ``offline``.
 
+A connection that is up but whose readings are mostly refused is no better than one that is down,
+so the table also keeps, per connection, the reject reasons of its last ``window`` readings (fed
+per committed batch by the pipeline). When one reason takes more than ``degrade_share`` of them the
+row's ``status`` is ``degraded`` with ``rejecting: {"reason", "share"}``, and the log says so once,
+loudly, with what to do; once more when the share falls below ``recover_share``.
+
 `CommandDispatcher` is the other direction: commands recorded by the twin service go out through a
 connection's `Sink`, and the device's answer comes back as an event.
 
@@ -16,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +31,7 @@ from twinloop.core.clock import Clock
 from twinloop.core.errors import StoreError
 from twinloop.core.events import CommandAcknowledged, CommandSent, Event
 from twinloop.core.protocols import Ack, DeviceCommand, RawMessage, Sink
+from twinloop.ingest.rejected import REASONS
 from twinloop.runtime.bus import EventBus
 from twinloop.store.protocol import Store
 from twinloop.twins.graph import TwinGraph
@@ -59,26 +67,82 @@ class ConnectionStatus:
     messages: int = 0
     errors: int = 0
     last_error: str = ""
+    rejecting: dict[str, Any] | None = None
+    """``{"reason", "share", "readings"}`` while one reason refuses most of its readings, else None."""
     twins: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def status(self) -> str:
+        """``disconnected``, ``degraded`` (up, but most readings refused for one reason) or ``connected``."""
+        if not self.connected:
+            return "disconnected"
+        return "degraded" if self.rejecting else "connected"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready form (twins as a count; ask `twins_of` for the ids)."""
         return {
             "name": self.name, "kind": self.kind, "url": self.url, "connected": self.connected,
+            "status": self.status, "rejecting": dict(self.rejecting) if self.rejecting else None,
             "since_ns": self.since_ns, "last_message_ns": self.last_message_ns,
             "messages": self.messages, "errors": self.errors, "last_error": self.last_error,
             "twins": len(self.twins),
         }
 
 
+#: What to do about a connection whose readings are mostly refused, by reason.
+REJECT_HINTS: dict[str, str] = {
+    "ts_future": "the plant's clock runs ahead of this machine's: for a simulator or a replay, set "
+                 "`clock: {announced: twinloop/<plant>/clock}` (or `clock: {max_future: 400d}`) in the "
+                 "mapping's defaults; for a real plant, fix the device clocks (NTP)",
+    "ts_too_old": "the plant's clock runs behind, or an old backlog is arriving: set `clock: {max_age: …}` "
+                  "in the mapping, or fix the device clocks",
+    "unmapped": "add a mapping rule for these topics (or one with `ignore: true`)",
+    "unknown_twin": "add the twins to the plant file, or fix the mapping's `twin:` template",
+    "unknown_channel": "rename the channels in the mapping (`channels: {raw: {channel: …}}`) or declare them",
+    "unit_mismatch": "give the source unit in the mapping (`channels: {name: {unit: …}}`)",
+    "out_of_range": "check the channel's min/max and the mapping's unit, scale and offset",
+    "malformed": "the payloads do not match the rule's format: check `format:` in the mapping",
+}
+
+
+class _RejectWindow:
+    """Reject reasons of a connection's last ``size`` readings, kept as per-batch tallies."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.parts: deque[tuple[int, Counter[str]]] = deque()
+        self.total = 0
+        self.counts: Counter[str] = Counter()
+
+    def add(self, readings: int, reasons: Counter[str]) -> None:
+        self.parts.append((readings, reasons))
+        self.total += readings
+        self.counts.update(reasons)
+        while self.parts and self.total - self.parts[0][0] >= self.size:
+            n, old = self.parts.popleft()
+            self.total -= n
+            self.counts.subtract(old)
+
+    def worst(self) -> tuple[str, float]:
+        """The most frequent reason and its share of the window's readings (``("", 0.0)`` when none)."""
+        reason, count = max(self.counts.items(), key=lambda kv: kv[1], default=("", 0))
+        return (reason, count / self.total) if count > 0 and self.total else ("", 0.0)
+
+
 class ConnectionTable:
     """Thread-safe table of `ConnectionStatus` rows, keyed by connection name."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, window: int = 1000, min_readings: int = 100,
+                 degrade_share: float = 0.5, recover_share: float = 0.25) -> None:
+        if not 0 < recover_share <= degrade_share < 1 or min_readings < 1 or window < min_readings:
+            raise ValueError("need 0 < recover_share <= degrade_share < 1 and 1 <= min_readings <= window")
         self._clock = clock
         self._rows: dict[str, ConnectionStatus] = {}
         self._twin_conn: dict[str, str] = {}
+        self._windows: dict[str, _RejectWindow] = {}
         self._lock = threading.Lock()
+        self.window, self.min_readings = window, min_readings
+        self.degrade_share, self.recover_share = degrade_share, recover_share
 
     def add(self, name: str, kind: str, url: str) -> ConnectionStatus:
         """Register a connection (down until its supervisor says otherwise)."""
@@ -106,6 +170,36 @@ class ConnectionTable:
         if row is not None:
             row.messages += messages
             row.last_message_ns = max(row.last_message_ns, last_message_ns)
+
+    def tally(self, name: str, stored: int, rejected: Mapping[str, int]) -> None:
+        """Add one committed batch's outcome: readings stored, and rejects by reason (called per batch)."""
+        rejects = sum(rejected.values())
+        if stored + rejects == 0:
+            return
+        with self._lock:
+            row = self._rows.get(name)
+            if row is None:
+                return
+            win = self._windows.setdefault(name, _RejectWindow(self.window))
+            win.add(stored + rejects, Counter({k: v for k, v in rejected.items() if v}))
+            reason, share = win.worst()
+            was = row.rejecting
+            if win.total < self.min_readings:
+                return
+            if share > self.degrade_share or (was is not None and share >= self.recover_share):
+                row.rejecting = {"reason": reason, "share": round(share, 3), "readings": win.total}
+            else:
+                row.rejecting = None
+        if row.rejecting is not None and (was is None or was["reason"] != reason):
+            _log.warning(
+                "connection %s is degraded: %.0f%% of its last %d readings were rejected as %s (%s). "
+                "What to do: %s. `twinloop quarantine list` shows them; `twinloop quarantine replay "
+                "--all` takes them back once fixed", name, share * 100, win.total, reason,
+                REASONS.get(reason, reason), REJECT_HINTS.get(reason, "see docs/ingest.md"))
+        elif row.rejecting is None and was is not None:
+            _log.info("connection %s recovered: %.0f%% of its last %d readings are rejected as %s now "
+                      "(it was %.0f%%)", name, win.counts[was["reason"]] / win.total * 100, win.total,
+                      was["reason"], was["share"] * 100)
 
     def feeds(self, name: str, twin_ids: Iterable[str]) -> None:
         """Remember that ``name`` delivered readings of these twins."""

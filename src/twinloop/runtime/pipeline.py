@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -293,6 +294,7 @@ class Pipeline:
             stats.duplicates += int(result.duplicates)
             if self._connections is not None and group:
                 self._connections.count(source, len(group), group[-1].received_ns)
+                self._connections.tally(source, len(batch), Counter(r.reason for r in result.rejected))
                 if len(batch):
                     self._connections.feeds(source, pc.unique(batch.table.column("asset_id")).to_pylist())
             if len(batch):
