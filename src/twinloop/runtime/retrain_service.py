@@ -8,25 +8,33 @@ channels another):
 * no drift → nothing happens;
 * a sensor drifting alone → no retrain (it would teach the detector to accept a broken sensor);
   one `RetrainRejected` with ``reason="sensor_drift"`` per distinct finding;
-* a process change → `guarded_retrain` on the rows since its onset: the candidate learns from the
-  older part, both are validated on the newer part, and only a candidate that is not worse is kept,
-  stored as the next ``detector`` artifact version with both validations in its meta
-  (`ModelRetrained`); otherwise `RetrainRejected` with ``reason="guard"`` and the incumbent stays.
+* a process change → once it has settled (`still_moving`: a developing fault keeps moving, and
+  retraining on it would learn the fault as normal) and while no alert of the twin is open,
+  `guarded_retrain` on the rows since its onset: the candidate learns from the older part, both
+  are validated on the newer part, and only a candidate that is not worse is kept, stored as the
+  next ``detector`` artifact version with both validations in its meta (`ModelRetrained`);
+  otherwise `RetrainRejected` with ``reason="guard"`` and the incumbent stays.
 
-`on_drift` is the same without the classification, for a caller that detected drift itself. Every
-outcome is returned, so the caller swaps in ``result.model`` (and, after a retrain, learns its next
-reference from ``result.reference``). Per asset type, ``analytics.alerts.retrain`` may set
-``enabled``, ``holdout_share``, ``tolerance``, ``cooldown_s`` and coupling ``groups``.
+`on_drift` is the guarded retrain alone, for a caller that detected (and judged) drift itself.
+Every outcome is returned, so the caller swaps in ``result.model`` (and, after a retrain, takes
+its next reference from ``result.reference``). A model is anything with a learned ``detector``
+and ``threshold`` (the alert service's `TwinModel`, a `GuardedModel`); a retrained one is the
+incumbent with those two replaced, so it is kept as the same type the owner reloads. Per asset
+type, ``analytics.alerts.retrain`` may set ``enabled``, ``holdout_share``, ``tolerance``,
+``cooldown_s``, ``settle_sigma`` and coupling ``groups``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from twinloop.analytics.alerts import ALERT_EVENT_KINDS, materialize
 from twinloop.analytics.anomaly import ChannelFrame
 from twinloop.analytics.drift import (
     DriftDetector,
@@ -36,6 +44,7 @@ from twinloop.analytics.drift import (
     classify_drift,
     component_groups,
     guarded_retrain,
+    still_moving,
 )
 from twinloop.core.clock import Clock
 from twinloop.core.errors import ValidationError
@@ -86,12 +95,31 @@ class RetrainResult:
 
     twin_id: str
     accepted: bool
-    reason: str  # accepted | guard | sensor_drift | too_little_data | disabled | cooling_down
-    model: GuardedModel
+    reason: str  # accepted | guard | sensor_drift | still_changing | alert_open | too_little_data | disabled
+    model: Any
     artifact: Artifact | None = None
     outcome: RetrainOutcome | None = None
     findings: tuple[DriftFinding, ...] = ()
     reference: ChannelFrame | None = None
+
+
+def _guarded(model: Any) -> GuardedModel:
+    if isinstance(model, GuardedModel):
+        return model
+    if not (hasattr(model, "detector") and hasattr(model, "threshold")):
+        raise ValidationError(f"a {type(model).__name__} has no learned detector and threshold to retrain")
+    return GuardedModel(model.detector, model.threshold)
+
+
+def _swapped(incumbent: Any, new: GuardedModel) -> Any:
+    """The incumbent with the retrained detector and threshold (same type, rest kept)."""
+    if isinstance(incumbent, GuardedModel):
+        return new
+    if dataclasses.is_dataclass(incumbent) and not isinstance(incumbent, type):
+        return dataclasses.replace(incumbent, detector=new.detector, threshold=new.threshold)
+    out = copy.copy(incumbent)
+    out.detector, out.threshold = new.detector, new.threshold
+    return out
 
 
 def _validation(v: Any) -> dict[str, float]:
@@ -113,10 +141,12 @@ class RetrainService:
         holdout_share: float = 0.3,
         tolerance: float = 0.0,
         cooldown_s: float = 3600.0,
+        settle_sigma: float = 1.0,
     ) -> None:
         self._store, self._twins, self._bus, self._clock = store, twins, bus, clock
         self._artifacts = artifacts
-        self._defaults = {"holdout_share": holdout_share, "tolerance": tolerance, "cooldown_s": cooldown_s}
+        self._defaults = {"holdout_share": holdout_share, "tolerance": tolerance, "cooldown_s": cooldown_s,
+                          "settle_sigma": settle_sigma}
         self._lock = threading.Lock()
         self._until_ns: dict[tuple[str, str], int] = {}  # readings time before which no retry
         self._told: dict[tuple[str, str], tuple[Any, ...]] = {}  # the last sensor-drift finding told
@@ -130,16 +160,24 @@ class RetrainService:
             raise ValidationError(f"analytics.alerts.retrain of {type_id} must be a mapping, got {own!r}")
         return {**self._defaults, "enabled": True, **own}
 
-    def load(self, twin_id: str, kind: str = DETECTOR) -> tuple[GuardedModel, Artifact] | None:
+    def load(self, twin_id: str, kind: str = DETECTOR) -> tuple[Any, Artifact] | None:
         """The latest kept model of a twin (after a restart: the one to resume with)."""
-        found = self._artifacts.load(kind, twin_id, expect=GuardedModel)
-        return None if found is None else (found[0], found[1])
+        found = self._artifacts.load(kind, twin_id)
+        if found is not None:
+            _guarded(found[0])  # a model we can retrain, or a clear error
+        return found
+
+    def alert_open(self, twin_id: str) -> bool:
+        """Whether an alert of the twin is open or acknowledged (its data may hold a fault)."""
+        records = self._store.events(twin_id=twin_id, kinds=list(ALERT_EVENT_KINDS), limit=100_000)
+        alerts = materialize(r.event for r in records)
+        return any(a.state != "resolved" for a in alerts.values())
 
     # --- the checks ------------------------------------------------------------------------------
     def check(
         self,
         twin_id: str,
-        incumbent: GuardedModel,
+        incumbent: Any,
         reference: ChannelFrame,
         recent: ChannelFrame,
         *,
@@ -167,13 +205,21 @@ class RetrainService:
         if not process:
             return self._sensor_drift(twin_id, kind, incumbent, found, recent)
         onset = min(f.onset for f in process)
+        since = recent.rows(onset)
+        if self.alert_open(twin_id):  # the change may be the fault the alert is about: never learn it
+            return RetrainResult(twin_id, False, "alert_open", incumbent, findings=tuple(found))
+        cut = int(round(len(since) * (1.0 - float(cfg["holdout_share"]))))
+        moving = still_moving(reference, since.rows(0, cut), since.rows(cut),
+                              [c for f in process for c in f.channels], float(cfg["settle_sigma"]))
+        if moving:  # a developing fault keeps moving; a changed process settles: wait for that
+            return RetrainResult(twin_id, False, "still_changing", incumbent, findings=tuple(found))
         drift = [self._finding(f, recent) for f in found]
-        return self._retrain(twin_id, incumbent, recent.rows(onset), tuple(found), drift, kind, None, cfg)
+        return self._retrain(twin_id, incumbent, since, tuple(found), drift, kind, None, cfg)
 
     def on_drift(
         self,
         twin_id: str,
-        incumbent: GuardedModel,
+        incumbent: Any,
         recent: ChannelFrame,
         *,
         findings: Sequence[DriftFinding] = (),
@@ -189,14 +235,15 @@ class RetrainService:
         drift = [self._finding(f, recent) for f in found]
         return self._retrain(twin_id, incumbent, recent, found, drift, kind, threshold, cfg)
 
-    def _retrain(self, twin_id: str, incumbent: GuardedModel, recent: ChannelFrame,
+    def _retrain(self, twin_id: str, incumbent: Any, recent: ChannelFrame,
                  found: tuple[DriftFinding, ...], drift: list[dict[str, Any]], kind: str,
                  threshold: Mapping[str, Any] | None, cfg: Mapping[str, Any]) -> RetrainResult:
+        guarded = _guarded(incumbent)
         kept = self._kept(kind, twin_id, incumbent)
         params = dict(threshold) if threshold is not None else {
-            f.name: getattr(incumbent.threshold, f.name) for f in fields(incumbent.threshold)}
+            f.name: getattr(guarded.threshold, f.name) for f in fields(guarded.threshold)}
         try:
-            outcome = guarded_retrain(incumbent, recent, float(cfg["holdout_share"]), params,
+            outcome = guarded_retrain(guarded, recent, float(cfg["holdout_share"]), params,
                                       float(cfg["tolerance"]))
         except ValidationError as err:  # too few rows since the change: wait for more
             _log.debug("retrain of %s waits: %s", twin_id, err)
@@ -206,11 +253,13 @@ class RetrainService:
             self._told.pop((kind, twin_id), None)
         before, after = _validation(outcome.before), _validation(outcome.after)
         cut = int(round(len(recent) * (1.0 - float(cfg["holdout_share"]))))
-        window = [int(recent.ts_ns[0]), int(recent.ts_ns[-1]) + 1]
+        window = [int(recent.ts_ns[0]), int(recent.ts_ns[cut - 1]) + 1]  # what the candidate learned
+        holdout = [int(recent.ts_ns[cut]), int(recent.ts_ns[-1]) + 1]  # what both were validated on
         event: Event
         if outcome.accepted:
-            artifact = self._artifacts.save(kind, twin_id, outcome.model, {
-                "twins": [twin_id], "window_ns": window, "trained_rows": cut,
+            model = _swapped(incumbent, outcome.model)
+            artifact = self._artifacts.save(kind, twin_id, model, {
+                "twins": [twin_id], "window_ns": window, "holdout_ns": holdout, "trained_rows": cut,
                 "holdout_rows": len(recent) - cut, "channels": list(recent.channels),
                 "model": outcome.model.detector.name, "reason": "drift",
                 "metrics": {"before": before, "after": after}, "drift": drift,
@@ -223,7 +272,7 @@ class RetrainService:
                 "version": artifact.version, "before": before["loss"], "after": after["loss"]})
             _log.info("retrained the %s of %s after drift: loss %.3f -> %.3f, kept as version %d",
                       kind, twin_id, before["loss"], after["loss"], artifact.version)
-            return RetrainResult(twin_id, True, "accepted", outcome.model, artifact, outcome, found,
+            return RetrainResult(twin_id, True, "accepted", model, artifact, outcome, found,
                                  recent.rows(0, cut))
         event = RetrainRejected(twin_id=twin_id, revision=self._revision(twin_id), ts_ns=self._clock.now_ns(),
                                 artifact_kind=kind, key=twin_id, reason="guard", version=kept.version,
@@ -236,7 +285,7 @@ class RetrainService:
         return RetrainResult(twin_id, False, "guard", incumbent, kept, outcome, found)
 
     # --- internals -------------------------------------------------------------------------------
-    def _sensor_drift(self, twin_id: str, kind: str, incumbent: GuardedModel,
+    def _sensor_drift(self, twin_id: str, kind: str, incumbent: Any,
                       found: Sequence[DriftFinding], recent: ChannelFrame) -> RetrainResult:
         signature = tuple(sorted(c for f in found for c in f.channels))
         kept = self._store.artifact(kind, twin_id)
@@ -255,13 +304,13 @@ class RetrainService:
                                                        "channels": list(signature)}, "rejected")
         return RetrainResult(twin_id, False, "sensor_drift", incumbent, kept, findings=tuple(found))
 
-    def _kept(self, kind: str, twin_id: str, incumbent: GuardedModel) -> Artifact:
+    def _kept(self, kind: str, twin_id: str, incumbent: Any) -> Artifact:
         """The stored version in force; the incumbent is kept first if nothing is (so it can be
         compared with, and gone back to)."""
         kept = self._store.artifact(kind, twin_id)
         if kept is None:
             kept = self._artifacts.save(kind, twin_id, incumbent, {
-                "twins": [twin_id], "model": incumbent.detector.name,
+                "twins": [twin_id], "model": _guarded(incumbent).detector.name,
                 "reason": "incumbent, kept before its first retrain"})
         return kept
 

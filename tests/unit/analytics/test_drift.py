@@ -14,6 +14,7 @@ from twinloop.analytics.drift import (
     component_groups,
     fit_model,
     guarded_retrain,
+    still_moving,
 )
 from twinloop.core.errors import ConflictError, ValidationError
 
@@ -106,3 +107,13 @@ def test_component_channels_form_their_own_coupling_group():
     assert [(f.kind, f.group) for f in found] == [("sensor", "bearing")]
     found = classify_drift(ref, plant(1000, 3, process_shift=2.0, start=400), names, component_groups(names))
     assert [(f.kind, f.group) for f in found] == [("process", "asset")]
+
+
+def test_a_settled_change_is_told_from_one_still_moving():
+    ref = frame(plant(400, 0))
+    settled = frame(plant(600, 8) + np.array([3.0, -3.0, 3.0, 0.0]))
+    assert still_moving(ref, settled.rows(0, 400), settled.rows(400), CHANNELS) == []
+    trend = plant(600, 9)
+    trend[:, 0] += np.linspace(0, 6, 600)  # flow keeps rising: a fault developing, not a new normal
+    moving = frame(trend)
+    assert still_moving(ref, moving.rows(0, 400), moving.rows(400), CHANNELS) == ["flow"]

@@ -4,15 +4,18 @@ does not replace the model; a restart resumes with the kept version."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from twinloop.analytics.alerts import AlertRaised, AlertResolved
 from twinloop.analytics.anomaly import ChannelFrame, build_detector
 from twinloop.analytics.drift import GuardedModel, fit_model
 from twinloop.core.clock import ManualClock
 from twinloop.core.commands import CreateTwin
+from twinloop.core.errors import ValidationError
 from twinloop.runtime.artifacts import ArtifactService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.retrain_service import ModelRetrained, RetrainRejected, RetrainService
@@ -172,3 +175,53 @@ def test_after_a_restart_the_retrained_version_is_the_one_loaded(tmp_path: Path)
         probe = recent.rows(500)
         np.testing.assert_allclose(loaded[0].detector.score(probe)[0], result.model.detector.score(probe)[0])
         assert again.kinds() == ["ModelRetrained"]  # the event is read back from the file too
+
+
+@dataclass
+class OwnedModel:
+    """Shaped like the alert service's per-twin model: more than a detector and a threshold."""
+
+    detector: object
+    threshold: object
+    channels: tuple[str, ...]
+    cursor_ns: int | None = None
+
+
+def test_the_owners_model_type_is_kept_with_only_detector_and_threshold_replaced(setup: Setup) -> None:
+    reference = plant(400, 0)
+    guarded = incumbent(reference)
+    owned = OwnedModel(guarded.detector, guarded.threshold, CHANNELS, cursor_ns=T0 + 7)
+    recent = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    result = setup.retrain.check("pump-1", owned, reference, recent)
+    assert result is not None and result.accepted
+    assert isinstance(result.model, OwnedModel) and result.model.cursor_ns == T0 + 7
+    assert result.model.detector is not owned.detector
+    loaded = setup.retrain.load("pump-1")
+    assert loaded is not None and isinstance(loaded[0], OwnedModel) and loaded[1].version == 2
+    assert isinstance(setup.artifacts.load("detector", "pump-1", 1)[0], OwnedModel)  # type: ignore[index]
+    with pytest.raises(ValidationError, match="no learned detector"):
+        setup.retrain.on_drift("pump-1", object(), recent)
+
+
+def test_a_change_still_moving_away_is_not_learned_as_normal(setup: Setup) -> None:
+    reference = plant(400, 0)
+    old = incumbent(reference)
+    # a developing fault: flow, pressure and power keep moving away, they do not settle
+    recent = plant(900, 5, T0 + 400 * PERIOD)
+    ramp = np.clip(np.arange(900) - 100, 0, None) / 800
+    recent = ChannelFrame(recent.ts_ns, recent.channels,
+                          recent.values + np.outer(ramp, [25.0, -1.0, 15.0, 0.0]), "pump-1")
+    result = setup.retrain.check("pump-1", old, reference, recent)
+    assert result is not None and result.reason == "still_changing" and result.model is old
+    assert setup.kinds() == [] and setup.store.artifacts() == []
+
+
+def test_no_retrain_while_an_alert_of_the_twin_is_open(setup: Setup) -> None:
+    reference = plant(400, 0)
+    recent = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    setup.store.append_events([AlertRaised(twin_id="pump-1", ts_ns=T0, alert_id="a1", detector="pca")])
+    result = setup.retrain.check("pump-1", incumbent(reference), reference, recent)
+    assert result is not None and result.reason == "alert_open" and setup.store.artifacts() == []
+    setup.store.append_events([AlertResolved(twin_id="pump-1", ts_ns=T0 + 1, alert_id="a1")])
+    result = setup.retrain.check("pump-1", incumbent(reference), reference, recent)
+    assert result is not None and result.accepted

@@ -10,6 +10,7 @@ from twinloop.analytics.drift.retrain import (
     Validation,
     fit_model,
     guarded_retrain,
+    still_moving,
     validate,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "component_groups",
     "fit_model",
     "guarded_retrain",
+    "still_moving",
     "validate",
 ]

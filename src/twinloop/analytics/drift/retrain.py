@@ -10,12 +10,14 @@ worse. "Worse" weighs both failure modes of a detector:
 * blindness — the share of synthetic faults it misses: each channel of the held-out rows in
   turn shifted by ``shift`` standard deviations (so a candidate cannot win by going deaf).
 
-The report of both validations is kept with the outcome, for the audit trail.
+The report of both validations is kept with the outcome, for the audit trail. Before any of
+this, `still_moving` tells a process that settled at a new level (retrain) from one still moving
+away, as a developing fault does (wait: retraining would learn the fault as normal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +83,32 @@ def validate(model: GuardedModel, holdout: ChannelFrame, shift: float = 4.0) -> 
     return Validation(false_alarms, float(np.mean(missed)) if missed else 0.0)
 
 
+def still_moving(
+    reference: ChannelFrame,
+    train: ChannelFrame,
+    holdout: ChannelFrame,
+    channels: Sequence[str],
+    sigma: float = 1.0,
+) -> list[str]:
+    """The ``channels`` whose mean moved by more than ``sigma`` reference spreads between ``train``
+    and ``holdout`` (the older and newer part of the data since a change).
+
+    A changed process settles at a new level; a developing fault keeps moving. Retraining on data
+    that is still moving would learn the fault as normal, so it waits until this is empty.
+    """
+    out = []
+    with np.errstate(all="ignore"):
+        for c in channels:
+            if c not in reference.channels or c not in train.channels or c not in holdout.channels:
+                continue
+            spread = float(np.nanstd(reference.values[:, reference.channels.index(c)]))
+            a = float(np.nanmean(train.values[:, train.channels.index(c)]))
+            b = float(np.nanmean(holdout.values[:, holdout.channels.index(c)]))
+            if np.isfinite(a) and np.isfinite(b) and abs(b - a) > sigma * max(spread, 1e-9):
+                out.append(c)
+    return out
+
+
 def guarded_retrain(
     incumbent: GuardedModel,
     recent: ChannelFrame,
@@ -107,4 +135,5 @@ def guarded_retrain(
     return RetrainOutcome(accepted, before, after, candidate if accepted else incumbent)
 
 
-__all__ = ["GuardedModel", "RetrainOutcome", "Validation", "fit_model", "guarded_retrain", "validate"]
+__all__ = ["GuardedModel", "RetrainOutcome", "Validation", "fit_model", "guarded_retrain", "still_moving",
+           "validate"]
