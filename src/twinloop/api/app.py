@@ -11,6 +11,7 @@ from twinloop import __version__
 from twinloop.api import (
     routes_admin,
     routes_alerts,
+    routes_artifacts,
     routes_connections,
     routes_estimate,
     routes_events,
@@ -63,6 +64,7 @@ def create_app(runtime: Runtime, *, ingest: bool = False) -> FastAPI:
     app.include_router(routes_estimate.router)
     app.include_router(routes_rul.router)
     app.include_router(routes_alerts.router)
+    app.include_router(routes_artifacts.router)
     return app
 
 

@@ -13,6 +13,7 @@ from twinloop.cli import (
     calibrate_cmd,
     demo_cmd,
     keys_cmd,
+    models_cmd,
     quarantine_cmd,
     rul_cmd,
     simulate_cmd,
@@ -43,6 +44,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.add_typer(rul_cmd.app, name="rul")
 app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(models_cmd.app, name="models")
 app.command("simulate")(simulate_cmd.simulate)
 app.command("calibrate")(calibrate_cmd.calibrate_twin)
 app.command("demo")(demo_cmd.demo)

@@ -25,6 +25,7 @@ from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
 from twinloop.core.readings import ReadingBatch
 from twinloop.runtime.access import KeyService
+from twinloop.runtime.artifacts import ArtifactService
 from twinloop.runtime.alert_monitor import AlertMonitor
 from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.bus import EventBus
@@ -32,6 +33,7 @@ from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.estimation_service import EstimationService
 from twinloop.runtime.ingest_service import IngestService
 from twinloop.runtime.ingestion import Ingestion
+from twinloop.runtime.retrain_service import RetrainService
 from twinloop.runtime.rul_service import RulService
 from twinloop.runtime.settings import Settings, load_settings
 from twinloop.runtime.state_service import StateService
@@ -73,10 +75,12 @@ class Runtime:
     state: StateService
     keys: KeyService
     ingest: IngestService
+    artifacts: ArtifactService
     estimation: EstimationService
     plant: Plant | None = None
     rul: RulService | None = None
     alerts: AlertService | None = None
+    retrain: RetrainService | None = None
     bootstrap_token: str | None = field(default=None, repr=False)
     connections: ConnectionTable = field(default_factory=lambda: ConnectionTable(SystemClock()))
     ingestion: Ingestion | None = field(default=None, repr=False)
@@ -106,12 +110,14 @@ class Runtime:
                 twins=twins, state=StateService(store, twins, bus, clock),
                 keys=KeyService(store, clock), plant=plant, connections=ConnectionTable(clock),
                 ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
+                artifacts=ArtifactService(store, clock),
                 estimation=EstimationService(store, twins),
             )
             runtime.alerts = AlertService(store, twins, bus, clock,
                                           gates=parse_gates(settings.alerts_operating))
             runtime.rul = RulService(store, twins, bus, clock)
             runtime.rul.attach()
+            runtime.retrain = RetrainService(store, twins, bus, clock, runtime.artifacts)
             if plant is not None and not store.get_meta("seeded"):
                 runtime.seed(plant)
             runtime.bootstrap_token = runtime.keys.bootstrap()
