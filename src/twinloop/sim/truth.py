@@ -6,7 +6,9 @@ carry), and on every sample it appends what changed since the last one — a fau
 ending, a unit failing (a pump's bearing, a chiller fouled past its limit) or being repaired.
 Each line is flushed as written, so a run that is killed still leaves its truth up to the kill.
 
-Lines (``t_s`` plant seconds, ``ts_ns`` the epoch nanoseconds the wire stamps on that instant)::
+Lines (``t_s`` plant seconds, ``ts_ns`` the epoch nanoseconds the wire stamps on that instant; every
+line also has ``wall_ns``, the wall clock when it was written, so that events a twin raises on the
+wall clock can be placed in plant time)::
 
     {"kind": "start", "plant": "pump-station", "t_s": 0.0, "ts_ns": …, "every_s": 60.0}
     {"kind": "truth", "t_s": …, "ts_ns": …, "truth": {"wear": {"pump-A1": 0.06, …}, …}}
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -119,6 +122,7 @@ class TruthRecorder:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             return
+        record["wall_ns"] = time.time_ns()
         self._file.write(json.dumps(_plain(record), separators=(",", ":")) + "\n")
         self._file.flush()
 

@@ -43,6 +43,8 @@ def test_truth_file_holds_snapshots_faults_and_the_failure_as_they_happened(tmp_
     before = [s["truth"]["wear"]["pump-B1"] for s in snapshots if s["t_s"] < failures[0]["t_s"]]
     after = [s["truth"]["wear"]["pump-B1"] for s in snapshots if s["t_s"] > failures[0]["t_s"]]
     assert before[-1] < 1.0 and after and min(after) >= 1.0  # the snapshots agree with the event
+    walls = [r["wall_ns"] for r in records]
+    assert walls == sorted(walls)  # wall clock of each line: places wall-stamped events in plant time
     assert records[1]["ts_ns"] - records[0]["ts_ns"] == round((records[1]["t_s"] - records[0]["t_s"]) * 1e9)
     assert {f["device"] for f in records[-1]["fault_history"]} == {"pump-A2", "pump-B1"}
 
