@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from twinloop.connectors.broker import EmbeddedBroker
+from twinloop.connectors.mqtt import MqttClient
 from twinloop.connectors.mqtt_sink import MqttSink
 from twinloop.connectors.mqtt_source import MqttSource
 from twinloop.connectors.opcua_source import OpcUaSource
-from twinloop.connectors.urls import port_open
+from twinloop.connectors.urls import ConnectorError, port_open
 from twinloop.core.clock import Clock
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import ConnectionTable, ManagedSource
@@ -49,11 +50,13 @@ class Ingestion:
         self.pipeline: Pipeline | None = None
         self.supervisors: list[Supervisor] = []
         self.sink: MqttSink | None = None
+        self._negotiated: str | None = None
 
     async def start(self) -> None:
         s = self.settings
         if s.mqtt_enabled:
             self.mqtt_url = s.mqtt_url or await asyncio.to_thread(self._start_broker)
+            await self._negotiate_protocol()
         mapping = s.resolved_mapping
         self._mapping = None
         if mapping is None:
@@ -121,7 +124,23 @@ class Ingestion:
         sup.start()
 
     def _protocol(self) -> Any:
-        return self.settings.mqtt_protocol or ("3.1.1" if self.broker is not None else "5")
+        s = self.settings
+        return s.mqtt_protocol or self._negotiated or ("3.1.1" if self.broker is not None else "5")
+
+    async def _negotiate_protocol(self) -> None:
+        """An external broker and no ``mqtt_protocol``: MQTT 5 where the broker speaks it, else 3.1.1
+        (``twinloop simulate --embedded-broker`` runs amqtt, which speaks only 3.1.1)."""
+        if self.settings.mqtt_protocol or self.broker is not None or self.mqtt_url is None:
+            return
+        probe = MqttClient(self.mqtt_url, protocol="5", **self._mqtt_auth())
+        try:
+            await probe.connect(timeout=5)
+        except ConnectorError as err:  # unreachable: the supervisor says so, and retries
+            if "protocol version" in str(err).lower():
+                self._negotiated = "3.1.1"
+                _log.info("the broker at %s speaks MQTT 3.1.1, not 5: using 3.1.1", self.mqtt_url)
+            return
+        await probe.disconnect()
 
     def _mqtt_auth(self) -> dict[str, Any]:
         s = self.settings

@@ -1,0 +1,115 @@
+"""Plant time as the README documents it: ``twinloop simulate pump-station --embedded-broker --speed 60``
+in one process, ``twinloop serve``'s runtime pointed at that broker in another, default settings (no
+special clock skew). The simulator's readings run ahead of the wall clock by 59 s every second; they
+are judged by the clock it announces, so they are stored and every twin is online."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from twinloop.connectors.broker import MosquittoBroker
+from twinloop.runtime.settings import load_settings
+from twinloop.runtime.wiring import Runtime, example_plant_path
+
+from ...conftest import need_service
+from .conftest import eventually
+
+S = 1_000_000_000
+URL = re.compile(r"(mqtt://127\.0\.0\.1:\d+)")
+
+
+class Simulator:
+    """``python -m twinloop simulate …`` as a user starts it, its output read in the background."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "twinloop", "simulate", "pump-station", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def said(self, text: str) -> bool:
+        if self.proc.poll() is not None and not any(text in line for line in self.lines):
+            pytest.fail("the simulator exited:\n" + "".join(self.lines))
+        return any(text in line for line in self.lines)
+
+    def broker_url(self) -> str:
+        found = [m.group(1) for line in self.lines if (m := URL.search(line))]
+        assert found, "".join(self.lines)
+        return found[0]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    sim = Simulator("--embedded-broker", "--speed", "60")
+    yield sim
+    sim.stop()
+
+
+async def mirrors_plant_time(tmp_path: Path, url: str) -> None:
+    """A runtime as ``twinloop serve --plant examples/pump-station/plant.yaml`` builds it, on ``url``."""
+    settings = load_settings(data_dir=tmp_path, plant=example_plant_path(), mqtt_url=url)
+    assert settings.ingest_max_future_s == 300  # the strict default of a real plant
+    with Runtime.open(settings, bootstrap=True) as rt:
+        await rt.start()
+        try:
+            assert rt.ingestion is not None and await rt.ingestion.wait_connected(60)
+            # plant time well past the 5 minutes of skew the wall clock would allow
+            def ahead_s() -> float:
+                latest = rt.state.latest("pump-A1")
+                return max((c.ts_ns for c in latest), default=0) / S - time.time()
+
+            assert rt.ingestion.pipeline is not None
+            stats = rt.ingestion.pipeline.stats
+            await eventually(lambda: stats.readings > 50_000 and ahead_s() > 900, 180,
+                             "50 k readings stored, 15 min of plant time ahead of the wall")
+            pumps = [t.id for t in rt.twins.list("Pump")]
+            await eventually(lambda: all(rt.connections.twin_status(p) == "online" for p in pumps), 60,
+                             "every pump online")
+            assert stats.rejected <= 0.01 * stats.readings, f"{stats.rejected} of {stats.readings} rejected"
+            row = rt.connections.get("mqtt")
+            assert row.status == "connected" and row.rejecting is None
+            assert rt.store.count_readings("pump-A1") > 50 and rt.store.count_readings("tank-A") > 5
+        finally:
+            await rt.stop()
+
+
+async def test_serve_mirrors_the_simulator_at_60x_as_the_readme_shows(tmp_path: Path,
+                                                                     simulator: Simulator) -> None:
+    await eventually(lambda: simulator.said("simulating pump-station"), 180, "the simulator to start")
+    await mirrors_plant_time(tmp_path, simulator.broker_url())
+
+
+@pytest.mark.service
+async def test_serve_on_mosquitto_mirrors_the_simulator_at_60x(tmp_path: Path) -> None:
+    need_service(MosquittoBroker.available(), "mosquitto (apt-get install mosquitto)")
+    with MosquittoBroker() as broker:
+        sim = Simulator("--mqtt", broker.url, "--speed", "60", "--qos", "1")
+        try:
+            await eventually(lambda: sim.said("simulating pump-station"), 180, "the simulator to start")
+            await mirrors_plant_time(tmp_path, broker.url)
+        finally:
+            sim.stop()
