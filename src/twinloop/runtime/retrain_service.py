@@ -15,6 +15,11 @@ channels another):
   next ``detector`` artifact version with both validations in its meta (`ModelRetrained`);
   otherwise `RetrainRejected` with ``reason="guard"`` and the incumbent stays.
 
+A retrain fits a detector (seconds to tens of seconds on a busy machine), so a periodic job that
+must keep up hands it over with `check_later`: one worker thread works through the requests, one
+pending per twin (a newer request replaces an older one), and calls ``done(result)`` when it is
+through; `close` stops it.
+
 `on_drift` is the guarded retrain alone, for a caller that detected (and judged) drift itself.
 Every outcome is returned, so the caller swaps in ``result.model`` (and, after a retrain, takes
 its next reference from ``result.reference``). A model is anything with a learned ``detector``
@@ -30,7 +35,7 @@ import copy
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -150,6 +155,11 @@ class RetrainService:
         self._lock = threading.Lock()
         self._until_ns: dict[tuple[str, str], int] = {}  # readings time before which no retry
         self._told: dict[tuple[str, str], tuple[Any, ...]] = {}  # the last sensor-drift finding told
+        self._cond = threading.Condition()
+        self._queue: dict[tuple[str, str], Callable[[], None]] = {}  # pending checks, oldest first
+        self._busy = False
+        self._closed = False
+        self._worker: threading.Thread | None = None
 
     def config(self, twin_id: str) -> dict[str, Any]:
         """This twin's retrain settings: the defaults under its type's ``alerts.retrain`` declaration."""
@@ -283,6 +293,75 @@ class RetrainService:
         self._record(event, "model.retrain", f"{kind}/{twin_id}",
                      {"rejected": "guard", "before": before["loss"], "after": after["loss"]}, "rejected")
         return RetrainResult(twin_id, False, "guard", incumbent, kept, outcome, found)
+
+    # --- off the caller's thread -----------------------------------------------------------------
+    def check_later(
+        self,
+        twin_id: str,
+        incumbent: Any,
+        reference: ChannelFrame,
+        recent: ChannelFrame,
+        done: Callable[[RetrainResult | None], None] | None = None,
+        *,
+        kind: str = DETECTOR,
+    ) -> bool:
+        """`check` on the worker thread, then ``done(result)`` there (it must be quick and
+        thread-safe: adopt ``result.model`` when ``result.accepted``). A request for a twin that
+        is still waiting replaces it. False once closed."""
+
+        def job() -> None:
+            try:
+                result = self.check(twin_id, incumbent, reference, recent, kind=kind)
+            except Exception:  # noqa: BLE001 - one twin's failure must not stop the worker
+                _log.exception("drift check of %s failed", twin_id)
+                return
+            if done is not None:
+                try:
+                    done(result)
+                except Exception:  # noqa: BLE001 - the owner's callback; logged, the worker goes on
+                    _log.exception("after the drift check of %s, its callback failed", twin_id)
+
+        with self._cond:
+            if self._closed:
+                return False
+            self._queue.pop((kind, twin_id), None)
+            self._queue[(kind, twin_id)] = job
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="retrain", daemon=True)
+                self._worker.start()
+            self._cond.notify_all()
+        return True
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Wait until every requested check is through; False after ``timeout_s``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout_s)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Drop the checks not started, let a running one finish (up to ``timeout_s``); idempotent."""
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._cond.notify_all()
+            worker = self._worker
+        if worker is not None:
+            worker.join(timeout_s)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closed)
+                if self._closed:
+                    return
+                key = next(iter(self._queue))
+                job = self._queue.pop(key)
+                self._busy = True
+            try:
+                job()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     # --- internals -------------------------------------------------------------------------------
     def _sensor_drift(self, twin_id: str, kind: str, incumbent: Any,

@@ -194,6 +194,8 @@ class Runtime:
             await asyncio.to_thread(self.rul.stop_background)
 
     def close(self) -> None:
+        if self.retrain is not None:  # a retrain under way finishes before the store goes
+            self.retrain.close()
         self.store.close()
 
     def __enter__(self) -> Runtime:

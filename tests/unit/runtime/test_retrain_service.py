@@ -4,6 +4,8 @@ does not replace the model; a restart resumes with the kept version."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from twinloop.core.commands import CreateTwin
 from twinloop.core.errors import ValidationError
 from twinloop.runtime.artifacts import ArtifactService
 from twinloop.runtime.bus import EventBus
-from twinloop.runtime.retrain_service import ModelRetrained, RetrainRejected, RetrainService
+from twinloop.runtime.retrain_service import ModelRetrained, RetrainRejected, RetrainResult, RetrainService
 from twinloop.runtime.twin_service import TwinService
 from twinloop.runtime.wiring import example_plant_path
 from twinloop.store.duckdb_store import DuckDBStore
@@ -225,3 +227,31 @@ def test_no_retrain_while_an_alert_of_the_twin_is_open(setup: Setup) -> None:
     setup.store.append_events([AlertResolved(twin_id="pump-1", ts_ns=T0 + 1, alert_id="a1")])
     result = setup.retrain.check("pump-1", incumbent(reference), reference, recent)
     assert result is not None and result.accepted
+
+
+def test_checks_handed_to_the_worker_run_in_order_and_a_newer_request_replaces_a_waiting_one(
+        setup: Setup) -> None:
+    setup.twins.create(CreateTwin(twin_id="pump-2", type_id="Pump", attributes=ATTRS), actor="t")
+    reference = plant(400, 0)
+    old = incumbent(reference)
+    changed = shifted(plant(900, 2, T0 + 400 * PERIOD), slice(100, None), [15.0, -0.6, 9.0, 0.0])
+    gate = threading.Event()
+    seen: list[tuple[str, str | None]] = []
+
+    def blocked(result: RetrainResult | None) -> None:
+        gate.wait(60)  # holds the worker until both requests for pump-1 are queued
+        seen.append(("pump-2", None if result is None else result.reason))
+
+    def record(tag: str) -> Callable[[RetrainResult | None], None]:
+        return lambda result: seen.append((tag, None if result is None else result.reason))
+
+    assert setup.retrain.check_later("pump-2", old, reference, plant(600, 1, T0 + 400 * PERIOD), blocked)
+    assert setup.retrain.check_later("pump-1", old, reference, plant(600, 1, T0 + 400 * PERIOD),
+                                     record("first"))
+    assert setup.retrain.check_later("pump-1", old, reference, changed, record("newer"))
+    gate.set()
+    assert setup.retrain.wait_idle(120)
+    assert seen == [("pump-2", None), ("newer", "accepted")]  # the waiting request was replaced
+    assert [a.version for a in setup.store.artifacts("detector", "pump-1")] == [1, 2]
+    setup.retrain.close()
+    assert not setup.retrain.check_later("pump-1", old, reference, changed, record("late"))
