@@ -30,8 +30,6 @@ from twinloop.cli.context import console, friendly_errors, open_runtime, print_b
 from twinloop.runtime.settings import load_settings
 from twinloop.runtime.wiring import Runtime, example_plant_path
 
-#: The simulator runs faster than real time, so its readings are stamped in the future.
-DEMO_MAX_FUTURE_S = 400 * 86_400.0
 #: Faults the demo plant suffers (simulated time): twinloop learns normal operation from the first
 #: two hours, then these start and the alerts name the sensors that drove them.
 DEMO_FAULTS = (
@@ -195,7 +193,7 @@ def demo(
             shutil.rmtree(data_dir)
         settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
                                  plant=example_plant_path(), store_url=None, mqtt_url=None,
-                                 ingest=True, ingest_max_future_s=DEMO_MAX_FUTURE_S)
+                                 ingest=True)
         rt = open_runtime(settings)
         try:
             print_bootstrap_key(rt.bootstrap_token)
