@@ -1,4 +1,7 @@
-"""Remaining useful life over HTTP: one twin's RUL distribution, a recompute, and the fleet ranking."""
+"""Remaining useful life over HTTP: one twin's RUL distribution, a recompute, and the fleet ranking.
+
+Thin: everything is the runtime's `RulService` (``runtime.rul``); these routes only shape answers.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from twinloop.api.deps import get_runtime, require
 from twinloop.core.clock import ns_to_datetime
+from twinloop.core.errors import ConfigError
 from twinloop.runtime.access import Principal
 from twinloop.runtime.rul_service import HORIZONS_H, RulService, RulUpdated, parse_horizons
 from twinloop.runtime.wiring import Runtime
@@ -24,15 +28,11 @@ Horizons = Annotated[
 
 
 def get_rul(request: Request) -> RulService:
-    """The runtime's RUL service (built on first use when the runtime was wired without one)."""
+    """The runtime's RUL service."""
     runtime: Runtime = request.app.state.runtime
-    service = getattr(runtime, "rul", None)
-    if service is None:
-        service = getattr(request.app.state, "rul_service", None)
-        if service is None:
-            service = RulService(runtime.store, runtime.twins, runtime.bus, runtime.clock)
-            request.app.state.rul_service = service
-    return service
+    if runtime.rul is None:
+        raise ConfigError("this runtime computes no RUL", hint="open it with analytics (twinloop serve)")
+    return runtime.rul
 
 
 RulDep = Annotated[RulService, Depends(get_rul)]
@@ -54,16 +54,24 @@ class RulPublic(BaseModel):
     quantiles: dict[str, float]
     p_fail: dict[str, float] = Field(description="P(failure within horizon) per horizon")
     drivers: list[DriverPublic]
-    as_of: str = Field(description="time of the newest reading used")
+    as_of: str = Field(description="time of the newest reading used (plant time)")
     computed_at: str
+    basis: str = Field("", description="what it stood on: estimator, sensors (a fallback), history")
+    reason: str = Field("", description="why the basis is not the first choice, or a fault trend noted")
+    second_opinion: dict[str, Any] | None = Field(
+        None, description="a trained model's answer (mean, p50, interval80, p_fail), or why it is missing")
+    disagreement: float | None = Field(
+        None, description="|median − second opinion's median| / the larger of the two (0 agree … 1)")
+    skipped: str | None = Field(None, description="why the latest recompute did not happen, if it did not")
 
 
 class FleetRulPublic(BaseModel):
     horizon_h: float
     twins: list[RulPublic]
+    lag_s: float = Field(0.0, description="plant seconds the newest RUL is behind the newest reading")
 
 
-def _public(event: RulUpdated, extra: dict[str, float]) -> RulPublic:
+def _public(event: RulUpdated, extra: dict[str, float], skipped: str | None = None) -> RulPublic:
     p_fail: dict[str, Any] = dict(event.p_fail)
     p_fail.update({label: event.p_fail_within(h) for label, h in extra.items()})
     return RulPublic(
@@ -71,14 +79,17 @@ def _public(event: RulUpdated, extra: dict[str, float]) -> RulPublic:
         interval80=event.interval(0.8), quantiles=event.quantiles, p_fail=p_fail,
         drivers=[DriverPublic(**d) for d in event.drivers],
         as_of=ns_to_datetime(event.as_of_ns).isoformat(), computed_at=ns_to_datetime(event.ts_ns).isoformat(),
+        basis=event.basis, reason=event.reason, second_opinion=event.second_opinion,
+        disagreement=event.disagreement, skipped=skipped,
     )
 
 
 @router.get("/twins/{twin_id}/rul", response_model=RulPublic, summary="Remaining useful life of a twin")
 def twin_rul(twin_id: str, rul: RulDep, _: Reader, horizon: Horizons = None) -> RulPublic:
-    """Mean, quantiles, P(fail within 24 h / 48 h / 7 d and any ``horizon``), and what drove it."""
+    """Mean, quantiles, P(fail within 24 h / 72 h / 7 d and any ``horizon``), what drove it, what it
+    stood on, the second opinion; 404 with the reason while a twin has none."""
     extra = parse_horizons(horizon or [])
-    return _public(rul.get(twin_id), extra)
+    return _public(rul.get(twin_id), extra, rul.skipped(twin_id))
 
 
 @router.post("/twins/{twin_id}/rul", response_model=RulPublic, summary="Recompute a twin's RUL now")
@@ -97,7 +108,8 @@ def fleet_rul(
     (label, hours), = parse_horizons([horizon]).items()
     ranked = rul.fleet(hours, type_id)[:limit]
     extra = {} if label in HORIZONS_H else {label: hours}
-    return FleetRulPublic(horizon_h=hours, twins=[_public(e, extra) for e, _p in ranked])
+    twins = [_public(e, extra, rul.skipped(e.twin_id)) for e, _p in ranked]
+    return FleetRulPublic(horizon_h=hours, twins=twins, lag_s=rul.lag_s())
 
 
 __all__ = ["get_rul", "router"]

@@ -44,9 +44,11 @@ class RulDistribution:
 
     ``point`` is the prognoser's best single estimate (a mean-loss model's output, say); when it
     is not given, the sample mean stands in. ``mean`` returns it, so metrics like RMSE use it.
+    ``basis`` says what the prediction stood on (``"estimator"``, ``"sensors"``, …) and why, when
+    a live prognoser had to fall back from its first choice.
     """
 
-    __slots__ = ("_s", "unit", "_point", "drivers", "model")
+    __slots__ = ("_s", "unit", "_point", "drivers", "model", "basis")
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class RulDistribution:
         point: float | None = None,
         drivers: Iterable[Driver] = (),
         model: str = "",
+        basis: str = "",
     ) -> None:
         x = np.asarray(samples, dtype=np.float64)
         if x.size == 0 or not np.all(np.isfinite(x)):
@@ -65,6 +68,7 @@ class RulDistribution:
         self._point = None if point is None else max(float(point), 0.0)
         self.drivers = tuple(drivers)
         self.model = model
+        self.basis = basis
 
     @classmethod
     def from_quantiles(

@@ -1,10 +1,11 @@
-"""Prognosers for live twins: from what the store holds about one twin to a `RulDistribution`.
+"""Prognosers for live twins: from what the store holds about some twins to their `RulDistribution`s.
 
-A `TwinPrognoser` names the channels it needs and predicts from the twin's latest readings and
-its bucketed history (both handed over by the runtime; nothing here reads a store or a clock):
+A `TwinPrognoser` names the channels it needs (latest values and bucketed history) and predicts
+for many twins of one type at once from `TwinInputs` (handed over by the runtime; nothing here
+reads a store or a clock). Named implementations are registered in `twinloop.analytics.rul.models`:
 
-* `PumpPhysicsTwinPrognoser` — wear read off vibration (`pump.pump_state_from_readings`), then
-  the `PhysicsPrognoser` under the pump's present duty. Needs no training data.
+* `twinloop.analytics.rul.pump_bearing.PumpBearingPrognoser` — physics, from the estimator's wear
+  posterior (or, marked as such, from vibration). Needs no training data.
 * `TrajectoryTwinPrognoser` — any fitted data-driven prognoser (trained, e.g., on
   `twinloop.sim.batch.run_fleet` output, whose columns are the Pump channel names) over the
   twin's hourly history. Age counts from the twin's first stored reading.
@@ -13,64 +14,104 @@ its bucketed history (both handed over by the runtime; nothing here reads a stor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
 
 from twinloop.analytics.rul.distribution import RulDistribution
-from twinloop.analytics.rul.physics import PhysicsPrognoser
 from twinloop.analytics.rul.protocol import Prognoser
-from twinloop.analytics.rul.pump import CHANNELS as PUMP_CHANNELS
-from twinloop.analytics.rul.pump import pump_load_from_readings, pump_state_from_readings
 from twinloop.analytics.rul.trajectories import Trajectories
-from twinloop.core.errors import ValidationError
-from twinloop.physics.pump_unit import PumpUnitModel
+from twinloop.core.errors import TwinloopError, ValidationError
 
 HOUR_NS = 3600 * 10**9
 
 
+@dataclass(frozen=True)
+class TwinInputs:
+    """What the runtime knows about one twin: newest value per channel, bucketed history
+    (`HISTORY_SCHEMA` rows, or None), and its estimator's filter health when known."""
+
+    twin_id: str
+    latest: Mapping[str, float]
+    history: pa.Table | None = None
+    health: Mapping[str, Any] | None = None
+
+
 @runtime_checkable
 class TwinPrognoser(Protocol):
-    """RUL of one live twin from its readings."""
+    """RUL of live twins of one asset type from their readings."""
 
-    channels: tuple[str, ...]
-    bucket_ns: int | None  # None: needs only the latest readings
+    name: str
+    channels: tuple[str, ...]  # latest values handed over
+    history_channels: tuple[str, ...]  # bucketed history handed over (empty: none)
+    bucket_ns: int | None
+    history_h: float
 
-    def predict_twin(self, latest: Mapping[str, float], history: pa.Table | None) -> RulDistribution:
-        """``latest``: channel → newest value; ``history``: `HISTORY_SCHEMA` buckets (or None)."""
+    def state_of(self, latest: Mapping[str, float]) -> tuple[float, float] | None:
+        """The degradation state (mean, std) a prediction would start from; the runtime recomputes
+        when it moves by more than a fraction of its std. None when not known."""
         ...
 
-
-class PumpPhysicsTwinPrognoser:
-    """Physics-based RUL of a Pump twin's bearing (see the module docstring)."""
-
-    channels = PUMP_CHANNELS
-    bucket_ns = None
-
-    def __init__(self, n_samples: int = 400, parameter_spread: Mapping[str, float] | None = None,
-                 seed: int = 0) -> None:
-        self.n_samples = n_samples
-        self.parameter_spread = {"bearing_wear_rate": 0.2} if parameter_spread is None else parameter_spread
-        self.seed = seed
-
-    def predict_twin(self, latest: Mapping[str, float], history: pa.Table | None = None) -> RulDistribution:
-        state = pump_state_from_readings(latest, seed=self.seed)
-        prognoser = PhysicsPrognoser(PumpUnitModel(), pump_load_from_readings(latest), "bearing_failure",
-                                     self.parameter_spread, self.n_samples, seed=self.seed).fit()
-        return prognoser.predict(state)
+    def predict_twins(self, inputs: Sequence[TwinInputs]) -> list[RulDistribution | TwinloopError]:
+        """One answer per twin, in order: its RUL, or the error that says why it has none."""
+        ...
 
 
 class TrajectoryTwinPrognoser:
     """A fitted data-driven prognoser over a twin's bucketed history (see the module docstring)."""
 
-    def __init__(self, prognoser: Prognoser, sensors: Sequence[str], bucket_ns: int = HOUR_NS) -> None:
+    def __init__(self, prognoser: Prognoser, sensors: Sequence[str], bucket_ns: int = HOUR_NS,
+                 history_h: float = 24 * 90, name: str = "trajectory") -> None:
         self.prognoser = prognoser
         self.channels = tuple(sensors)
+        self.history_channels = tuple(sensors)
         self.bucket_ns = bucket_ns
+        self.history_h = history_h
+        self.name = name
 
-    def predict_twin(self, latest: Mapping[str, float], history: pa.Table | None) -> RulDistribution:
-        return self.prognoser.predict(history_to_trajectories(history, self.channels, self.bucket_ns))
+    def state_of(self, latest: Mapping[str, float]) -> tuple[float, float] | None:
+        return None
+
+    def predict_twins(self, inputs: Sequence[TwinInputs]) -> list[RulDistribution | TwinloopError]:
+        out: list[RulDistribution | TwinloopError] = []
+        for twin in inputs:  # histories differ in length; the trees are fast per unit
+            try:
+                runs = history_to_trajectories(twin.history, self.channels, self.bucket_ns)
+                d = self.prognoser.predict(runs)
+            except TwinloopError as err:
+                out.append(err)
+                continue
+            d.basis = "history"
+            out.append(d)
+        return out
+
+
+def bucket_columns(history: pa.Table | None, channels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Bucket means as aligned columns (NaN where a channel has no bucket); ``_t_h``: bucket time in
+    hours since the first bucket. Empty when there is no history.
+
+    >>> t = pa.table({"channel": ["a", "a", "b"], "bucket": pa.array([0, 3600 * 10**9, 0], pa.int64()),
+    ...               "mean": [1.0, 2.0, 5.0]})
+    >>> cols = bucket_columns(t, ["a", "b"])
+    >>> cols["_t_h"].tolist(), cols["a"].tolist(), cols["b"].tolist()
+    ([0.0, 1.0], [1.0, 2.0], [5.0, nan])
+    """
+    if history is None or history.num_rows == 0:
+        return {}
+    channel = np.asarray(history.column("channel").to_pylist(), dtype=object)
+    bucket = history.column("bucket").cast(pa.int64()).to_numpy()
+    mean = history.column("mean").to_numpy(zero_copy_only=False).astype(np.float64)
+    times = np.unique(bucket)
+    out: dict[str, np.ndarray] = {"_t_h": (times - times[0]) / HOUR_NS}
+    for name in channels:
+        rows = channel == name
+        if rows.any():
+            col = np.full(times.size, np.nan)
+            col[np.searchsorted(times, bucket[rows])] = mean[rows]
+            out[name] = col
+    return out
 
 
 def history_to_trajectories(
@@ -105,4 +146,5 @@ def history_to_trajectories(
                         tuple(sensors), (), None, "h")
 
 
-__all__ = ["PumpPhysicsTwinPrognoser", "TrajectoryTwinPrognoser", "TwinPrognoser", "history_to_trajectories"]
+__all__ = ["TrajectoryTwinPrognoser", "TwinInputs", "TwinPrognoser", "bucket_columns",
+           "history_to_trajectories"]
