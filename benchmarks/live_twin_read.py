@@ -16,6 +16,7 @@ module only turns stored events and readings into the plain data they take:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -133,6 +134,16 @@ def gauges_seen(path: Path) -> list[str]:
     return sorted(seen)
 
 
+def ingest_totals(path: Path) -> dict[str, Any]:
+    """The pipeline's last logged totals (messages, readings stored, readings rejected)."""
+    last: dict[str, Any] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                last = json.loads(line).get("ingest") or last
+    return last
+
+
 def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str] = frozenset()
               ) -> tuple[Score, dict[str, Any]]:
     """The score of one plant's run, and details for the report (alerts per twin, RUL counts …).
@@ -155,6 +166,7 @@ def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str
         quiet = fault_free(truth, type_of)
         score = Score(lags_s=lag_samples(lag_log))
         score.detections = [d for d in detections(truth, alerts) if d.fault.id not in silent]
+        score.alerts = len(alerts)
         score.false_alerts = sum(1 for twin, _ in alerts if twin in set(quiet))
         score.quiet_twin_h = len(quiet) * truth.hours
         keys = truth_keys(truth)
@@ -201,10 +213,11 @@ def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str
             "failures": dict(truth.failures),
             "silent_faults": sorted(silent),
             "gauges": gauges_seen(lag_log),
+            "ingest": ingest_totals(lag_log),
         }
         return score, details
     finally:
         store.close()
 
 
-__all__ = ["gauges_seen", "lag_samples", "score_run", "truth_keys"]
+__all__ = ["gauges_seen", "ingest_totals", "lag_samples", "score_run", "truth_keys"]

@@ -324,6 +324,7 @@ class Score:
     """What one run (or several, `pooled`) gave, kept as sums and lists so runs can be pooled."""
 
     detections: list[Detection] = field(default_factory=list)
+    alerts: int = 0
     false_alerts: int = 0
     quiet_twin_h: float = 0.0
     nis_in_band: int = 0
@@ -342,6 +343,7 @@ class Score:
         out = cls()
         for s in scores:
             out.detections += s.detections
+            out.alerts += s.alerts
             out.false_alerts += s.false_alerts
             out.quiet_twin_h += s.quiet_twin_h
             out.nis_in_band += s.nis_in_band
@@ -379,6 +381,7 @@ class Score:
             "false_alerts_per_100_twin_h": (100.0 * self.false_alerts / self.quiet_twin_h
                                             if self.quiet_twin_h > 0 else None),
             "false_alerts": self.false_alerts,
+            "alerts": self.alerts,
             "quiet_twin_h": self.quiet_twin_h,
             "nis_consistent_share": self.nis_in_band / self.nis_steps if self.nis_steps else None,
             "nis_steps": self.nis_steps,
