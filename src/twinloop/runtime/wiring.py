@@ -30,6 +30,7 @@ from twinloop.runtime.alert_monitor import AlertMonitor
 from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
+from twinloop.runtime.drift_watch import DriftWatch
 from twinloop.runtime.estimation_service import EstimationService
 from twinloop.runtime.ingest_service import IngestService
 from twinloop.runtime.ingestion import Ingestion
@@ -87,6 +88,7 @@ class Runtime:
     _dispatcher: CommandDispatcher | None = field(default=None, repr=False)
     _failing: set[str] = field(default_factory=set, repr=False)
     monitor: AlertMonitor | None = field(default=None, repr=False)
+    drift_watch: DriftWatch | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -161,6 +163,9 @@ class Runtime:
                 self.monitor = AlertMonitor(self.alerts, self.store, self.twins, s.alerts_types,
                                             s.alerts_learn_s, s.alerts_period_s, s.alerts_interval_s)
                 self.monitor.start()
+                if self.retrain is not None:  # drift -> guarded retraining, for types that ask
+                    self.drift_watch = DriftWatch(self.retrain, self.alerts, self.store, self.twins)
+                    self.drift_watch.start()
         if ingestion.sink is not None:
             self._dispatcher = CommandDispatcher(ingestion.sink, self.store, self.bus, self.twins.graph,
                                                  self.clock, asyncio.get_running_loop())
@@ -184,6 +189,9 @@ class Runtime:
         monitor, self.monitor = self.monitor, None
         if monitor is not None:
             await monitor.stop()
+        watch, self.drift_watch = self.drift_watch, None
+        if watch is not None:
+            await watch.stop()
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             await dispatcher.close()
