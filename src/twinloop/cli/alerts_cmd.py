@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, open_runtime, settings_from
-from twinloop.core.clock import ns_to_datetime
-from twinloop.runtime.alert_service import AlertService
-from twinloop.runtime.wiring import Runtime
+
+if TYPE_CHECKING:
+    from twinloop.runtime.alert_service import AlertService
+    from twinloop.runtime.wiring import Runtime
 
 app = typer.Typer(help="List, acknowledge and resolve alerts.", no_args_is_help=True)
 Actor = Annotated[str, typer.Option("--as", help="who you are, for the audit trail")]
 
 
 def _service(rt: Runtime) -> AlertService:
+    from twinloop.runtime.alert_service import AlertService
+
     service = getattr(rt, "alerts", None)
     return service if service is not None else AlertService(rt.store, rt.twins, rt.bus, rt.clock)
 
@@ -35,6 +38,8 @@ def list_alerts(
     store: StoreUrl = None,
 ) -> None:
     """List alerts, newest first."""
+    from twinloop.core.clock import ns_to_datetime
+
     with friendly_errors(), open_runtime(settings_from(data_dir, store)) as rt:
         alerts = _service(rt).list(state, twin)
         if as_json:

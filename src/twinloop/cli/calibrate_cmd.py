@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from twinloop.api.params import parse_duration, parse_time
 from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, open_runtime, settings_from
-from twinloop.core.errors import NotFoundError, ValidationError
-from twinloop.core.readings import ReadingBatch
-from twinloop.estimate.calibration import CalibrationReport, calibrate, window
-from twinloop.runtime.estimation_service import default_specs
+
+if TYPE_CHECKING:  # estimation (scipy) is imported by the command, not by `twinloop --help`
+    from twinloop.estimate.calibration import CalibrationReport
 
 #: A pump's parameters that history pins down well (thermal paths, efficiency, wear rate).
 DEFAULT_PARAMS = {"Pump": ("bearing_nominal_rise", "bearing_time_constant", "max_efficiency")}
@@ -23,6 +21,9 @@ DEFAULT_PARAMS = {"Pump": ("bearing_nominal_rise", "bearing_time_constant", "max
 
 def _since(text: str, now_ns: int) -> int:
     """A duration back from now ('24h') or an absolute time (ISO 8601, epoch ns)."""
+    from twinloop.api.params import parse_duration, parse_time
+    from twinloop.core.errors import ValidationError
+
     try:
         return now_ns - parse_duration(text)
     except ValidationError:
@@ -66,6 +67,12 @@ def calibrate_twin(
     store: StoreUrl = None,
 ) -> None:
     """Fit model parameters to a twin's history and show the fit before and after."""
+    from twinloop.api.params import parse_duration, parse_time
+    from twinloop.core.errors import NotFoundError
+    from twinloop.core.readings import ReadingBatch
+    from twinloop.estimate.calibration import calibrate, window
+    from twinloop.runtime.estimation_service import default_specs
+
     with friendly_errors():
         with open_runtime(settings_from(data_dir, store)) as rt:
             twin = rt.twins.get(twin_id)

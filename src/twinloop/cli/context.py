@@ -1,4 +1,8 @@
-"""What every CLI command shares: common options, opening the runtime, and friendly errors."""
+"""What every CLI command shares: common options, opening the runtime, and friendly errors.
+
+This module is imported by every command's module, so it imports nothing heavy at the top:
+``twinloop --help`` must not pay for the runtime, the store or numpy (see ``tests/unit/cli``).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from twinloop.core.errors import ConfigError, StoreError, TwinloopError
-from twinloop.runtime.settings import Settings, load_settings
-from twinloop.runtime.wiring import Runtime
+if TYPE_CHECKING:
+    from twinloop.runtime.settings import Settings
+    from twinloop.runtime.wiring import Runtime
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -33,6 +37,8 @@ PlantFile = Annotated[
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Turn twinloop errors into one red line and an exit code, never a traceback."""
+    from twinloop.core.errors import ConfigError, TwinloopError
+
     try:
         yield
     except TwinloopError as err:
@@ -45,13 +51,22 @@ def friendly_errors() -> Iterator[None]:
 def settings_from(
     data_dir: Path | None = None, store: str | None = None, plant: Path | None = None
 ) -> Settings:
+    from twinloop.runtime.settings import load_settings
+
     return load_settings(data_dir=data_dir, store_url=store, plant=plant)
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """Open the runtime, explaining the usual cause when the DuckDB file is taken."""
+def open_runtime(settings: Settings, *, bootstrap: bool = False, analytics: bool = True) -> Runtime:
+    """Open the runtime, explaining the usual cause when the DuckDB file is taken.
+
+    Only the commands that hand out access to a new store (``init``, ``serve``, ``demo``) pass
+    ``bootstrap=True``; inspection commands pass ``analytics=False`` and so start fast.
+    """
+    from twinloop.core.errors import StoreError
+    from twinloop.runtime.wiring import Runtime
+
     try:
-        return Runtime.open(settings)
+        return Runtime.open(settings, bootstrap=bootstrap, analytics=analytics)
     except StoreError as err:
         if "lock" in err.message.lower():
             raise StoreError(

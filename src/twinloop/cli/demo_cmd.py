@@ -18,17 +18,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from rich.live import Live
 from rich.table import Table
 
-from twinloop.api.app import create_app
 from twinloop.cli.context import console, friendly_errors, open_runtime, print_bootstrap_key
-from twinloop.runtime.settings import load_settings
-from twinloop.runtime.wiring import Runtime, example_plant_path
+
+if TYPE_CHECKING:  # the API server and the runtime load when the demo runs, not for `--help`
+    import uvicorn
+
+    from twinloop.runtime.wiring import Runtime
 
 #: Faults the demo plant suffers (simulated time): twinloop learns normal operation from the first
 #: two hours, then these start and the alerts name the sensors that drove them.
@@ -47,12 +47,16 @@ PUMP_COLUMNS = (
 )
 
 
-class _QuietServer(uvicorn.Server):
+def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
     """A uvicorn server that leaves signal handling to the demo, which stops things in order."""
+    import uvicorn
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer(config)
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -134,12 +138,17 @@ async def _stop_simulator(sim: asyncio.subprocess.Process | None) -> None:
 async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, live: bool,
                    faults: tuple[str, ...] = DEMO_FAULTS) -> None:
     """Serve the API with ingestion, start the simulator, show the fleet until Ctrl-C."""
+    import uvicorn
+    from rich.live import Live
+
+    from twinloop.api.app import create_app
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = _QuietServer(uvicorn.Config(create_app(rt, ingest=True), host=host, port=port,
-                                         log_level="warning", lifespan="on"))
+    server = _quiet_server(uvicorn.Config(create_app(rt, ingest=True), host=host, port=port,
+                                          log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve())
     sim = None
     try:
@@ -188,13 +197,16 @@ def demo(
     ] = Path(".twinloop/demo"),
 ) -> None:
     """Mirror the simulated pump station live: broker, simulator, ingestion and API, no config."""
+    from twinloop.runtime.settings import load_settings
+    from twinloop.runtime.wiring import example_plant_path
+
     with friendly_errors():
         if data_dir.exists():
             shutil.rmtree(data_dir)
         settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
                                  plant=example_plant_path(), store_url=None, mqtt_url=None,
                                  ingest=True)
-        rt = open_runtime(settings)
+        rt = open_runtime(settings, bootstrap=True)
         try:
             print_bootstrap_key(rt.bootstrap_token)
             base = f"http://{settings.api_host}:{settings.api_port}"

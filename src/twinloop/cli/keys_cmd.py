@@ -15,7 +15,6 @@ from twinloop.cli.context import (
     open_runtime,
     settings_from,
 )
-from twinloop.core.clock import ns_to_datetime
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -28,7 +27,7 @@ def create_key(
     store: StoreUrl = None,
 ) -> None:
     """Create a key; its token is printed once and cannot be shown again."""
-    with friendly_errors(), open_runtime(settings_from(data_dir, store)) as rt:
+    with friendly_errors(), open_runtime(settings_from(data_dir, store), analytics=False) as rt:
         record, token = rt.keys.create(name, role, actor="cli")
         console.print(f"created key {record.key_id} ({record.role}) for {record.name!r}")
         console.print(token)
@@ -37,7 +36,9 @@ def create_key(
 @app.command("list")
 def list_keys(data_dir: DataDir = None, store: StoreUrl = None) -> None:
     """List keys (never their secrets)."""
-    with friendly_errors(), open_runtime(settings_from(data_dir, store)) as rt:
+    from twinloop.core.clock import ns_to_datetime
+
+    with friendly_errors(), open_runtime(settings_from(data_dir, store), analytics=False) as rt:
         table = Table()
         for col in ("key id", "name", "role", "created", "revoked"):
             table.add_column(col)
@@ -54,7 +55,7 @@ def revoke_key(
     store: StoreUrl = None,
 ) -> None:
     """Revoke a key at once."""
-    with friendly_errors(), open_runtime(settings_from(data_dir, store)) as rt:
+    with friendly_errors(), open_runtime(settings_from(data_dir, store), analytics=False) as rt:
         rt.keys.revoke(key_id, actor="cli")
         console.print(f"revoked {key_id}")
 

@@ -1,9 +1,13 @@
-"""``twinloop``: the command line of the platform. Every command has ``--help``."""
+"""``twinloop``: the command line of the platform. Every command has ``--help``.
+
+``twinloop --help`` (and each command's) must start at once, so the command modules import what
+is heavy (the runtime, the store, numpy, the API) inside the commands; ``tests/unit/cli`` checks it.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,8 +34,9 @@ from twinloop.cli.context import (
     print_bootstrap_key,
     settings_from,
 )
-from twinloop.runtime.settings import load_settings
-from twinloop.runtime.wiring import Runtime, example_plant_path
+
+if TYPE_CHECKING:
+    from twinloop.runtime.wiring import Runtime
 
 app = typer.Typer(
     help="twinloop: AI digital twins of physical assets: model, mirror, intervene, act.",
@@ -77,8 +82,10 @@ def init(
 ) -> None:
     """Create a store (and seed a plant); prints the first admin key once."""
     with friendly_errors():
+        from twinloop.runtime.wiring import example_plant_path
+
         plant = example_plant_path() if example and plant is None else plant
-        with open_runtime(settings_from(data_dir, store, plant)) as rt:
+        with open_runtime(settings_from(data_dir, store, plant), bootstrap=True) as rt:
             console.print(f"store ready: {rt.settings.resolved_store_url} "
                           f"({len(rt.twins.graph)} twins, {len(rt.registry.ids())} asset types)")
             if rt.bootstrap_token is None:
@@ -111,9 +118,11 @@ def serve(
 ) -> None:
     """Serve the API over the configured store."""
     with friendly_errors():
+        from twinloop.runtime.settings import load_settings
+
         settings = load_settings(api_host=host, api_port=port, data_dir=data_dir,
                                  store_url=store, plant=plant)
-        rt = open_runtime(settings)
+        rt = open_runtime(settings, bootstrap=True)
         print_bootstrap_key(rt.bootstrap_token)
         _serve(rt, settings.api_host, settings.api_port)
 

@@ -5,20 +5,18 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from twinloop.cli.context import DataDir, PlantFile, StoreUrl, console, friendly_errors, open_runtime
-from twinloop.core.clock import ns_to_datetime
-from twinloop.core.errors import ConfigError, ValidationError
-from twinloop.ingest.rejected import REASONS
-from twinloop.runtime.ingest_service import IngestService
-from twinloop.runtime.settings import load_settings
-from twinloop.runtime.wiring import Runtime
-from twinloop.store.protocol import QuarantineRecord
+
+if TYPE_CHECKING:
+    from twinloop.runtime.ingest_service import IngestService
+    from twinloop.runtime.wiring import Runtime
+    from twinloop.store.protocol import QuarantineRecord
 
 app = typer.Typer(help="List, replay and discard quarantined readings.", no_args_is_help=True)
 
@@ -31,9 +29,12 @@ STATUSES = ("open", "replayed", "discarded", "all")
 
 
 def _open(data_dir: Path | None, store: str | None, mapping: Path | None = None,
-          plant: Path | None = None) -> Runtime:
+          plant: Path | None = None, *, analytics: bool = False) -> Runtime:
+    """Listing and discarding need no analytics; a replay feeds them what it stores."""
+    from twinloop.runtime.settings import load_settings
+
     return open_runtime(load_settings(data_dir=data_dir, store_url=store, mapping=mapping, plant=plant,
-                                      ingest=False))
+                                      ingest=False), analytics=analytics)
 
 
 def _service(rt: Runtime) -> IngestService:
@@ -48,6 +49,8 @@ def _payload(r: QuarantineRecord) -> dict[str, str]:
 
 
 def _plain(r: QuarantineRecord) -> dict[str, Any]:
+    from twinloop.core.clock import ns_to_datetime
+
     return {
         "id": r.id, "status": r.status, "reason": r.reason, "message": r.message, "twin_id": r.twin_id,
         "channel": r.channel, "value": r.value,
@@ -73,6 +76,10 @@ def list_records(
     store: StoreUrl = None,
 ) -> None:
     """List quarantined records with their reason, twin, channel and where they came from."""
+    from twinloop.core.clock import ns_to_datetime
+    from twinloop.core.errors import ValidationError
+    from twinloop.ingest.rejected import REASONS
+
     with friendly_errors():
         if status not in STATUSES:
             raise ValidationError(f"unknown status {status!r}", hint=f"use one of {', '.join(STATUSES)}")
@@ -121,13 +128,15 @@ def replay(
     Replay needs the asset types: pass the plant file (or set TWINLOOP_PLANT); the mapping file
     defaults to the mapping.yaml beside it.
     """
+    from twinloop.core.errors import ConfigError, ValidationError
+
     with friendly_errors():
         if not ids and not (all_ or reason or twin):
             raise ValidationError("name the records to replay",
                                   hint="give ids, --reason/--twin, or --all")
         if ids and (all_ or reason or twin):
             raise ValidationError("give either ids or --all/--reason/--twin, not both")
-        with _open(data_dir, store, mapping, plant) as rt:
+        with _open(data_dir, store, mapping, plant, analytics=True) as rt:
             if len(rt.registry) == 0:
                 raise ConfigError("no asset types are loaded, so no reading could pass a replay",
                                   hint="pass --plant PLANT.yaml (or set TWINLOOP_PLANT or TWINLOOP_TYPES)")

@@ -11,17 +11,15 @@ import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from twinloop.cli.context import console, friendly_errors
-from twinloop.core.errors import ConfigError, ValidationError
-from twinloop.sim import wire
-from twinloop.sim.faults import Fault, FaultSchedule
-from twinloop.sim.plant import SimPlant
-from twinloop.sim.runner import SimRunner
+
+if TYPE_CHECKING:  # the simulators (numpy, physics) load when a plant is simulated, not for --help
+    from twinloop.sim.faults import Fault
+    from twinloop.sim.plant import SimPlant
 
 _UNITS_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
@@ -43,6 +41,8 @@ def parse_duration(text: str) -> float:
     >>> parse_duration("1h30m"), parse_duration("45")
     (5400.0, 45.0)
     """
+    from twinloop.core.errors import ValidationError
+
     text = text.strip().lower()
     parts = _PART.findall(text)
     if not text or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
@@ -58,6 +58,9 @@ def parse_fault(text: str) -> Fault:
     >>> parse_fault("drift:pump-A1:channel=bearing.temperature,rate_per_h=5,start=2h").start_s
     7200.0
     """
+    from twinloop.core.errors import ValidationError
+    from twinloop.sim.faults import Fault
+
     kind, _, rest = text.partition(":")
     device, _, params = rest.partition(":")
     if not kind or not device:
@@ -95,6 +98,9 @@ def _plants() -> dict[str, Callable[..., SimPlant]]:
 
 
 def _make_plant(name: str, seed: int, faults: list[str]) -> SimPlant:
+    from twinloop.core.errors import ConfigError
+    from twinloop.sim.faults import FaultSchedule
+
     plants = _plants()
     if name not in plants:
         raise ConfigError(f"unknown plant {name!r}", hint=f"available: {', '.join(sorted(plants))}")
@@ -110,14 +116,17 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
     from twinloop.connectors.broker import watch_parent
     from twinloop.connectors.mqtt import MqttClient
     from twinloop.connectors.opcua import OpcUaServer
+    from twinloop.sim import wire
     from twinloop.sim.mqtt_transport import MqttTransport, set_last_will
     from twinloop.sim.opcua_transport import OpcUaTransport
+    from twinloop.sim.runner import SimRunner
 
     runner = SimRunner(plant, speed=speed, sample_period_s=period)
     client, server = None, None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runner.stop)
-    watch = asyncio.ensure_future(watch_parent(parent_pid, runner.stop)) if parent_pid else None
+    if parent_pid:  # a thread of its own: it works while the loop waits on a broker that has gone
+        watch_parent(parent_pid, lambda: loop.call_soon_threadsafe(runner.stop))
     try:
         if mqtt:
             client = MqttClient(mqtt, client_id=f"twinloop-sim-{plant.name}")
@@ -151,12 +160,12 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
             await client.disconnect()
         if server is not None:
             await server.stop()
-        if watch is not None:
-            watch.cancel()
         loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _batch(out: Path, units: int, seed: int, wear_scale: float) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from twinloop.sim.batch import run_to_failure, write_parquet
 
     columns = (TextColumn("[bold]run to failure"), BarColumn(), MofNCompleteColumn(),
@@ -212,6 +221,8 @@ def simulate(
              "written as they happen)")] = "60s",
 ) -> None:
     """Simulate a plant: serve it live over MQTT and/or OPC UA, or write run-to-failure data in batch."""
+    from twinloop.core.errors import ConfigError
+
     with friendly_errors():
         if out is not None:
             if not until_failure:

@@ -16,8 +16,6 @@ from twinloop.cli.context import (
     open_runtime,
     settings_from,
 )
-from twinloop.core.clock import ns_to_datetime
-from twinloop.core.errors import ValidationError
 
 app = typer.Typer(help="List and inspect twins.", no_args_is_help=True)
 
@@ -34,11 +32,13 @@ def list_twins(
 ) -> None:
     """List twins, optionally of one type (subtypes included) and matching an attribute filter."""
     with friendly_errors():
+        from twinloop.core.errors import ValidationError
+
         try:
             filt = json.loads(where) if where else None
         except json.JSONDecodeError as err:
             raise ValidationError(f"--where is not valid JSON: {err.msg}") from err
-        with open_runtime(settings_from(data_dir, store)) as rt:
+        with open_runtime(settings_from(data_dir, store), analytics=False) as rt:
             twins = rt.twins.list(type_id, filt)
             if as_json:
                 console.print_json(json.dumps([t.to_dict() for t in twins]))
@@ -59,7 +59,9 @@ def show_twin(
     store: StoreUrl = None,
 ) -> None:
     """Show one twin: properties, relationships and latest readings."""
-    with friendly_errors(), open_runtime(settings_from(data_dir, store)) as rt:
+    from twinloop.core.clock import ns_to_datetime
+
+    with friendly_errors(), open_runtime(settings_from(data_dir, store), analytics=False) as rt:
         twin = rt.twins.get(twin_id)
         console.print(f"[bold]{twin.id}[/] ({twin.type_id}), revision {twin.revision}, "
                       f"updated {ns_to_datetime(twin.updated_ns).isoformat()}")

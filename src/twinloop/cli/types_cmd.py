@@ -7,13 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.table import Table
 
 from twinloop.cli.context import console, friendly_errors
-from twinloop.twins.dtdl import export_dtdl, load_dtdl
-from twinloop.twins.loader import load_asset_types
-from twinloop.twins.registry import TypeRegistry
 
 app = typer.Typer(help="Validate asset types; import and export DTDL v3.", no_args_is_help=True)
 Files = Annotated[list[Path], typer.Argument(help="files or directories", exists=True)]
@@ -22,6 +18,8 @@ Files = Annotated[list[Path], typer.Argument(help="files or directories", exists
 @app.command("validate")
 def validate(files: Files) -> None:
     """Check asset type YAML files; errors name the file, the path inside it and the fix."""
+    from twinloop.twins.registry import TypeRegistry
+
     with friendly_errors():
         registry = TypeRegistry.from_paths(files)
         registry.check()
@@ -44,6 +42,11 @@ def import_dtdl(
     ),
 ) -> None:
     """Convert DTDL v2/v3 interfaces (JSON) into twinloop asset type YAML, one file per type."""
+    import yaml
+
+    from twinloop.twins.dtdl import load_dtdl
+    from twinloop.twins.loader import load_asset_types
+
     with friendly_errors():
         types = load_dtdl(files)
         out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +66,9 @@ def export(
     ] = None,
 ) -> None:
     """Export asset type YAML as a DTDL v3 array of interfaces."""
+    from twinloop.twins.dtdl import export_dtdl
+    from twinloop.twins.registry import TypeRegistry
+
     with friendly_errors():
         registry = TypeRegistry.from_paths(files)
         registry.check()

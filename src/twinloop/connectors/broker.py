@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -230,15 +231,38 @@ def amqtt_config(host: str, port: int, password_file: str | None = None) -> dict
     return {"listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}}, "plugins": auth}
 
 
-async def watch_parent(parent: int, on_gone: Callable[[], object], every_s: float = 0.5) -> None:
-    """Call ``on_gone()`` once the process that started us (pid ``parent``) is gone, i.e. we were
-    reparented. Helpers a runtime starts (the embedded broker, the demo's simulator) run this, so a
-    runtime killed with SIGKILL leaves no orphan behind: an orphaned broker would hold the port,
-    devices would keep publishing to it, and the restarted runtime would listen elsewhere."""
-    while os.getppid() == parent:
-        await asyncio.sleep(every_s)
-    _log.warning("the process that started this one (pid %d) is gone; stopping", parent)
-    on_gone()
+#: How long a helper whose parent is gone may take to stop cleanly before it is ended outright.
+ORPHAN_GRACE_S = 10.0
+
+
+def watch_parent(parent: int, on_gone: Callable[[], object], *, grace_s: float = ORPHAN_GRACE_S,
+                 every_s: float = 0.5) -> threading.Thread:
+    """Watch, on a daemon thread of its own, for the process that started us (pid ``parent``) to go.
+
+    Helpers a runtime starts (the embedded broker, the demo's simulator) run this, so a runtime
+    killed with SIGKILL leaves no orphan behind: an orphaned broker would hold the port, devices
+    would keep publishing to it, and the restarted runtime would listen elsewhere. Once we are
+    reparented, ``on_gone()`` is called from the watching thread (so make it thread-safe, e.g.
+    ``lambda: loop.call_soon_threadsafe(stop)``) to stop cleanly; if the process still runs
+    ``grace_s`` later — its event loop stuck on a broker that has gone too — it is ended with
+    ``os._exit``. The watch needs neither the event loop nor any connection to be alive.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        _log.warning("the process that started this one (pid %d) is gone; stopping", parent)
+        try:
+            on_gone()
+        except Exception:  # noqa: BLE001 - we are exiting either way
+            _log.exception("stopping cleanly failed")
+        time.sleep(grace_s)
+        _log.warning("still running %.0f s after the parent (pid %d) went; exiting now", grace_s, parent)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name=f"watch-parent-{parent}", daemon=True)
+    thread.start()
+    return thread
 
 
 async def _serve(host: str, port: int, username: str | None, password: str | None,
@@ -258,7 +282,8 @@ async def _serve(host: str, port: int, username: str | None, password: str | Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watch = asyncio.ensure_future(watch_parent(parent, stop.set)) if parent is not None else None
+    if parent is not None:
+        watch_parent(parent, lambda: loop.call_soon_threadsafe(stop.set))
     await broker.start()
     try:
         await stop.wait()
@@ -269,8 +294,6 @@ async def _serve(host: str, port: int, username: str | None, password: str | Non
             pass
         if password_file:
             os.unlink(password_file)
-        if watch is not None:
-            watch.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(_serve(args.host, args.port, args.username, os.environ.get(_PASSWORD_ENV), args.parent_pid))
 
 
-__all__ = ["EmbeddedBroker", "MosquittoBroker", "amqtt_config", "main", "watch_parent"]
+__all__ = ["ORPHAN_GRACE_S", "EmbeddedBroker", "MosquittoBroker", "amqtt_config", "main", "watch_parent"]
 
 if __name__ == "__main__":
     main()

@@ -13,21 +13,38 @@ converted with `convert`, vectorized over numpy arrays.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pint
 
 from twinloop.core.errors import UnitError
 
-_REGISTRY = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
-# Industrial shorthands that pint does not know out of the box.
-_REGISTRY.define("percent_open = 0.01 = pct_open")
-_REGISTRY.define("mm_per_s = millimeter / second")
+if TYPE_CHECKING:
+    import pint
+
+_REGISTRY: pint.UnitRegistry | None = None
+_REGISTRY_LOCK = threading.Lock()
 
 
 def registry() -> pint.UnitRegistry:
-    """The process-wide pint registry; quantities from different registries cannot be mixed."""
+    """The process-wide pint registry; quantities from different registries cannot be mixed.
+
+    Built on first use (pint takes a few hundred ms to load), so a command that parses no unit
+    never pays for it; the lock makes sure two threads never build two.
+    """
+    global _REGISTRY
+    if _REGISTRY is None:
+        with _REGISTRY_LOCK:
+            if _REGISTRY is None:
+                import pint
+
+                reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+                # Industrial shorthands that pint does not know out of the box.
+                reg.define("percent_open = 0.01 = pct_open")
+                reg.define("mm_per_s = millimeter / second")
+                _REGISTRY = reg
     return _REGISTRY
 
 
@@ -36,8 +53,11 @@ def parse_unit(unit: str) -> pint.Unit:
     """Parse a unit string, or raise `UnitError` naming the unit."""
     if not isinstance(unit, str):
         raise UnitError(f"unit must be a string, got {type(unit).__name__}")
+    reg = registry()
+    import pint
+
     try:
-        return _REGISTRY.Unit(unit.strip() or "dimensionless")
+        return reg.Unit(unit.strip() or "dimensionless")
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError,
             AttributeError, TypeError, AssertionError) as err:
         raise UnitError(
@@ -72,7 +92,7 @@ def _affine(src: str, dst: str) -> tuple[float, float]:
         raise UnitError(
             f"cannot convert {src!r} to {dst!r}: {a.dimensionality} is not {b.dimensionality}"
         )
-    q = _REGISTRY.Quantity
+    q = registry().Quantity
     zero = float(q(0.0, a).to(b).magnitude)
     one = float(q(1.0, a).to(b).magnitude)
     return one - zero, zero

@@ -17,25 +17,18 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from twinloop.analytics.operating import parse_gates
 from twinloop.core.clock import Clock, SystemClock
 from twinloop.core.commands import AddRelationship, CreateTwin
 from twinloop.core.errors import ConfigError
 from twinloop.core.readings import ReadingBatch
 from twinloop.runtime.access import KeyService
 from twinloop.runtime.artifacts import ArtifactService
-from twinloop.runtime.alert_monitor import AlertMonitor
-from twinloop.runtime.alert_service import AlertService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
 from twinloop.runtime.drift_watch import DriftWatch
-from twinloop.runtime.estimation_service import EstimationService
 from twinloop.runtime.ingest_service import IngestService
-from twinloop.runtime.ingestion import Ingestion
-from twinloop.runtime.retrain_service import RetrainService
-from twinloop.runtime.rul_service import RulService
 from twinloop.runtime.settings import Settings, load_settings
 from twinloop.runtime.state_service import StateService
 from twinloop.runtime.twin_service import TwinService
@@ -43,6 +36,14 @@ from twinloop.store.factory import open_store
 from twinloop.store.protocol import Store
 from twinloop.twins.plant import Plant, load_plant
 from twinloop.twins.registry import TypeRegistry
+
+if TYPE_CHECKING:  # imported where used: a CLI command that only reads twins never loads them
+    from twinloop.runtime.alert_monitor import AlertMonitor
+    from twinloop.runtime.alert_service import AlertService
+    from twinloop.runtime.estimation_service import EstimationService
+    from twinloop.runtime.ingestion import Ingestion
+    from twinloop.runtime.retrain_service import RetrainService
+    from twinloop.runtime.rul_service import RulService
 
 SEED_ACTOR = "system:seed"
 _log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Runtime:
     keys: KeyService
     ingest: IngestService
     artifacts: ArtifactService
-    estimation: EstimationService
+    estimation: EstimationService | None = None
     plant: Plant | None = None
     rul: RulService | None = None
     alerts: AlertService | None = None
@@ -91,8 +92,15 @@ class Runtime:
     drift_watch: DriftWatch | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
-        """Wire everything up; on a new store, seed the plant's twins and create the admin key."""
+    def open(cls, settings: Settings, *, clock: Clock | None = None, bootstrap: bool = False,
+             analytics: bool = True) -> Runtime:
+        """Wire everything up; on a new store, seed the plant's twins.
+
+        ``bootstrap``: on a store without keys, mint the first admin key (`bootstrap_token`); only
+        the commands that hand a new store to a person (``init``, ``serve``, ``demo``) ask for it.
+        ``analytics=False`` leaves out estimation, alerts and RUL (and never imports them), for
+        commands that only read twins, keys or the quarantine.
+        """
         clock = clock or SystemClock()
         url = settings.resolved_store_url
         if url.startswith("duckdb:///") and settings.store_url is None:
@@ -113,16 +121,24 @@ class Runtime:
                 keys=KeyService(store, clock), plant=plant, connections=ConnectionTable(clock),
                 ingest=IngestService(store, twins, bus, clock, mapping_path=settings.resolved_mapping),
                 artifacts=ArtifactService(store, clock),
-                estimation=EstimationService(store, twins),
             )
-            runtime.alerts = AlertService(store, twins, bus, clock,
-                                          gates=parse_gates(settings.alerts_operating))
-            runtime.rul = RulService(store, twins, bus, clock)
-            runtime.rul.attach()
-            runtime.retrain = RetrainService(store, twins, bus, clock, runtime.artifacts)
+            if analytics:
+                from twinloop.analytics.operating import parse_gates
+                from twinloop.runtime.alert_service import AlertService
+                from twinloop.runtime.estimation_service import EstimationService
+                from twinloop.runtime.retrain_service import RetrainService
+                from twinloop.runtime.rul_service import RulService
+
+                runtime.estimation = EstimationService(store, twins)
+                runtime.alerts = AlertService(store, twins, bus, clock,
+                                              gates=parse_gates(settings.alerts_operating))
+                runtime.rul = RulService(store, twins, bus, clock)
+                runtime.rul.attach()
+                runtime.retrain = RetrainService(store, twins, bus, clock, runtime.artifacts)
             if plant is not None and not store.get_meta("seeded"):
                 runtime.seed(plant)
-            runtime.bootstrap_token = runtime.keys.bootstrap()
+            if bootstrap:
+                runtime.bootstrap_token = runtime.keys.bootstrap()
         except BaseException:
             store.close()
             raise
@@ -150,6 +166,9 @@ class Runtime:
         """Start ingestion and command dispatch in the running loop (no-op when ``ingest`` is off)."""
         if not self.settings.ingest or self.ingestion is not None:
             return
+        from twinloop.runtime.alert_monitor import AlertMonitor
+        from twinloop.runtime.ingestion import Ingestion
+
         if self.rul is not None:
             self.rul.run_in_background()
         ingestion = Ingestion(self.settings, self.store, self.registry, self.twins.graph, self.bus,
@@ -172,7 +191,8 @@ class Runtime:
 
     def _after_commit(self, batch: ReadingBatch, committed_ns: int) -> None:
         """Feed committed readings to the live analytics; one failing stage never stops ingestion."""
-        for name, update in (("estimation", self.estimation.update),):
+        stages = (("estimation", self.estimation.update),) if self.estimation is not None else ()
+        for name, update in stages:
             try:
                 update(batch)
             except Exception:  # noqa: BLE001 - logged with its trace, ingestion goes on

@@ -106,6 +106,7 @@ class SimRunner:
         self._started: list[Transport] = []
         self._pending: list[_Pending] = []
         self._stopping = False
+        self._stop_asked = False
         self._failing: set[int] = set()
         self.steps = 0
         self.last_sample: Sample | None = None
@@ -129,8 +130,13 @@ class SimRunner:
         return future
 
     def stop(self) -> None:
-        """Ask a running `run` to finish after the current step (safe from a signal handler)."""
+        """Ask a running `run` to finish after the current step (safe from a signal handler).
+
+        Asked before a run begins (a SIGTERM, or a parent gone, while the transports still connect),
+        the next `run` returns at once instead of forgetting it.
+        """
         self._stopping = True
+        self._stop_asked = True
 
     # --- running --------------------------------------------------------------------------------
 
@@ -141,6 +147,10 @@ class SimRunner:
         Transports are started on the first run and stay up between runs (so a test can run, look,
         and run on); `stop` or `close` takes them down with offline status.
         """
+        if self._stop_asked:
+            self._stop_asked = False
+            await self.close()
+            return RunStats(0, 0.0, 0.0, 0.0)
         self._stopping = False
         n_max = math.inf if duration_s is None else round(duration_s / self.sample_period_s)
         started_at = time.monotonic()
@@ -174,6 +184,7 @@ class SimRunner:
         finally:
             self._apply_pending()
             if self._stopping:
+                self._stop_asked = False  # this run honoured it
                 await self.close()
         return RunStats(k, k * self.sample_period_s, time.monotonic() - started_at, max(max_lag, 0.0))
 

@@ -31,7 +31,7 @@ def mosquitto() -> Iterator[MosquittoBroker]:
 
 def open_runtime(tmp: Path, mapping: Path, **settings: object) -> Runtime:
     return Runtime.open(load_settings(data_dir=tmp, plant=example_plant_path(), mapping=mapping,
-                                      embedded_broker_port=0, **settings))
+                                      embedded_broker_port=0, **settings), bootstrap=True)
 
 
 async def mirror_and_command(rt: Runtime) -> None:

@@ -20,6 +20,9 @@ from twinloop.connectors.mqtt import MqttClient
 from ...conftest import process_running
 
 runner = CliRunner()
+#: Bounds that only catch a hang: on a loaded machine a simulator may take many seconds to start.
+READY_S = 60.0
+GONE_S = 60.0
 SIMULATE = [sys.executable, "-c", "from twinloop.cli.simulate_cmd import app; app()"]
 
 
@@ -80,7 +83,7 @@ def _start(broker_url: str) -> tuple[subprocess.Popen, list[str]]:
     proc = subprocess.Popen([*SIMULATE, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
     lines: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
@@ -132,28 +135,97 @@ def test_a_killed_simulator_is_declared_offline_by_its_last_will():
         assert json.loads(after[plant_status][-1]) == {"status": "offline"}
 
 
+async def _until_published(url: str, topic_filter: str, within_s: float = READY_S) -> bool:
+    """Wait for the first message on ``topic_filter``: the simulator's sign of life."""
+    client = await MqttClient(url).connect()
+    try:
+        await client.subscribe(topic_filter)
+
+        async def first() -> None:
+            async for m in client.messages():
+                if topic_matches_sub(topic_filter, m.topic):
+                    return
+
+        try:
+            await asyncio.wait_for(first(), within_s)
+        except TimeoutError:
+            return False
+        return True
+    finally:
+        await client.disconnect()
+
+
+def _simulator_under_a_parent(broker_url: str) -> tuple[subprocess.Popen, int]:
+    """A throwaway parent process that starts the simulator with ``--parent-pid`` and then idles.
+
+    QoS 1, as the demo runs it: with the broker gone, every publish waits for an acknowledgement.
+    """
+    middle = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-m', 'twinloop', 'simulate', 'pump-station', '--mqtt', "
+        f"{broker_url!r}, '--speed', '10', '--qos', '1', '--parent-pid', str(os.getpid())], "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    assert middle.stdout is not None
+    return middle, int(middle.stdout.readline())
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while process_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not process_running(pid)
+
+
 def test_a_simulator_started_with_parent_pid_stops_when_that_process_is_killed():
     """The demo starts its simulator with ``--parent-pid``: killing the demo must not leave it running,
     even while its broker lives on."""
     with EmbeddedBroker() as broker:
-        middle = subprocess.Popen([sys.executable, "-c", (
-            "import os, subprocess, sys, time\n"
-            "p = subprocess.Popen([sys.executable, '-m', 'twinloop', 'simulate', 'pump-station', '--mqtt', "
-            f"{broker.url!r}, '--speed', '10', '--parent-pid', str(os.getpid())], "
-            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-            "print(p.pid, flush=True)\n"
-            "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+        middle, sim = _simulator_under_a_parent(broker.url)
         try:
-            assert middle.stdout is not None
-            sim = int(middle.stdout.readline())
-            got = asyncio.run(_collect(broker.url, ["twinloop/pump-station/+/telemetry"], 3.0))
-            assert got, "the simulator never published"
+            assert asyncio.run(_until_published(broker.url, "twinloop/pump-station/+/telemetry")), \
+                "the simulator never published"
             middle.kill()
             middle.wait(10)
-            deadline = time.monotonic() + 15
-            while process_running(sim) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert not process_running(sim), "the simulator outlived the process that started it"
+            assert _gone_within(sim, GONE_S), "the simulator outlived the process that started it"
         finally:
             if middle.poll() is None:
                 middle.kill()
+            if process_running(sim):
+                os.kill(sim, signal.SIGKILL)
+
+
+def test_a_simulator_whose_parent_dies_while_it_is_still_starting_does_not_run_on():
+    """On a slow machine the demo may be killed before its simulator has even connected."""
+    with EmbeddedBroker() as broker:
+        middle, sim = _simulator_under_a_parent(broker.url)
+        try:
+            middle.kill()  # the simulator is still importing: it has not connected yet
+            middle.wait(10)
+            assert _gone_within(sim, GONE_S), "the simulator outlived the process that started it"
+        finally:
+            if process_running(sim):
+                os.kill(sim, signal.SIGKILL)
+
+
+def test_a_simulator_whose_broker_has_gone_still_stops_with_its_parent():
+    """A killed demo takes its embedded broker down too: the simulator, stuck on a connection to
+    nowhere, must still notice that its parent has gone."""
+    broker = EmbeddedBroker().start()
+    middle, sim = _simulator_under_a_parent(broker.url)
+    try:
+        assert asyncio.run(_until_published(broker.url, "twinloop/pump-station/+/telemetry")), \
+            "the simulator never published"
+        broker.stop()
+        time.sleep(1.0)  # the simulator is now publishing into a dead connection
+        assert process_running(sim)
+        middle.kill()
+        middle.wait(10)
+        assert _gone_within(sim, GONE_S), "the simulator outlived its parent once its broker had gone"
+    finally:
+        broker.stop()
+        if middle.poll() is None:
+            middle.kill()
+        if process_running(sim):
+            os.kill(sim, signal.SIGKILL)

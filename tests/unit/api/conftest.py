@@ -9,7 +9,7 @@ from twinloop.runtime.wiring import Runtime, example_plant_path
 @pytest.fixture
 def rt():
     settings = load_settings(store_url="memory://", plant=example_plant_path())
-    with Runtime.open(settings) as runtime:
+    with Runtime.open(settings, bootstrap=True) as runtime:
         yield runtime
 
 

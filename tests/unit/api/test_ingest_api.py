@@ -20,7 +20,7 @@ ISO0 = "2026-01-01T00:00:00Z"
 def rt(request, tmp_path):
     url = "memory://" if request.param == "memory" else f"duckdb:///{tmp_path / 't.duckdb'}"
     settings = load_settings(store_url=url, plant=example_plant_path(), ingest=False)
-    with Runtime.open(settings, clock=ManualClock(T0)) as runtime:
+    with Runtime.open(settings, clock=ManualClock(T0), bootstrap=True) as runtime:
         yield runtime
 
 

@@ -1,5 +1,9 @@
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from twinloop.cli.main import app
@@ -63,3 +67,68 @@ def test_init_list_show_and_keys(tmp_path):
     assert "grafana" in run("keys", "list", *data).output
     assert run("keys", "create", "--role", "god", *data).exit_code == 1
     assert run("twins", "list", "--where", "{oops", *data).exit_code == 1
+
+
+# --- a fast CLI: what `twinloop --help` and `twinloop twins list` load ------------------------------
+
+#: Heavy dependencies no command may load just to print its help (typer itself may use pydantic).
+HEAVY = ("numpy", "pyarrow", "pint", "duckdb", "pydantic_settings", "yaml", "scipy", "sklearn", "pandas",
+         "uvicorn", "fastapi", "starlette", "asyncua", "amqtt", "paho", "httpx")
+#: What only live analytics, the API server or the wire protocols need: never loaded to list twins.
+NOT_TO_LIST_TWINS = ("scipy", "sklearn", "pandas", "pint", "uvicorn", "fastapi", "starlette", "asyncua",
+                     "amqtt", "paho", "twinloop.analytics", "twinloop.estimate", "twinloop.api",
+                     "twinloop.connectors", "twinloop.physics", "twinloop.sim")
+COMMANDS = ([], ["types"], ["twins"], ["twins", "list"], ["keys"], ["init"], ["serve"], ["demo"],
+            ["alerts"], ["quarantine"], ["rul"], ["rul", "show"], ["simulate"], ["calibrate"])
+
+
+def _loaded_by(args: list[str], cwd=None) -> tuple[int, str, set[str]]:
+    """Run ``twinloop ARGS`` in a fresh interpreter; its exit code, output and the modules it loaded."""
+    script = ("import json, sys\nfrom twinloop.cli.main import app\n"
+              "try:\n    app(sys.argv[1:], prog_name='twinloop')\nexcept SystemExit as e:\n    code = e.code or 0\n"
+              "print('\\nMODULES=' + json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("TWINLOOP_PLANT", None)
+    r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                       cwd=cwd, timeout=300)
+    out, _, modules = r.stdout.rpartition("\nMODULES=")
+    return r.returncode, out + r.stderr, set(json.loads(modules or "[]"))
+
+
+def _within(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: " ".join(a) or "twinloop")
+def test_help_loads_no_heavy_dependency_and_no_runtime(args):
+    code, out, modules = _loaded_by([*args, "--help"])
+    assert code == 0 and "Usage" in out, out
+    assert not _within(modules, HEAVY), _within(modules, HEAVY)
+    twinloop = {m for m in modules if m.startswith("twinloop")}
+    assert twinloop <= {"twinloop"} | {m for m in twinloop if m.startswith("twinloop.cli")}, twinloop
+
+
+def test_help_still_lists_every_command():
+    r = run("--help")
+    for name in ("types", "twins", "keys", "quarantine", "rul", "alerts", "simulate", "calibrate", "demo",
+                 "init", "serve"):
+        assert name in r.output
+    assert "Validate asset types; import and export DTDL v3." in r.output
+
+
+def test_listing_twins_loads_no_analytics_api_or_wire_protocol(tmp_path):
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert run("init", "--example", *data).exit_code == 0
+    code, out, modules = _loaded_by(["twins", "list", "--json", *data], cwd=tmp_path)
+    assert code == 0 and len(json.loads(out)) == 22, out
+    assert not _within(modules, NOT_TO_LIST_TWINS), _within(modules, NOT_TO_LIST_TWINS)
+
+
+def test_only_init_mints_the_bootstrap_key_and_reading_commands_do_not(tmp_path):
+    data = ["--data-dir", str(tmp_path / "d")]
+    r = run("twins", "list", *data)  # a new, empty store: listing it must not hand out an admin key
+    assert r.exit_code == 0 and "tlk_" not in r.output
+    assert "bootstrap-admin" not in run("keys", "list", *data).output
+    r = run("init", *data)
+    assert r.exit_code == 0 and "tlk_" in r.output
+    assert "bootstrap-admin" in run("keys", "list", *data).output

@@ -13,5 +13,5 @@ def clock() -> ManualClock:
 @pytest.fixture
 def rt(clock):
     settings = load_settings(store_url="memory://", plant=example_plant_path())
-    with Runtime.open(settings, clock=clock) as runtime:
+    with Runtime.open(settings, clock=clock, bootstrap=True) as runtime:
         yield runtime

@@ -61,11 +61,13 @@ def test_keys_roles_and_bootstrap():
     assert [a.action for a in store.audit()] == ["key.create", "key.create", "key.revoke"]
 
 
-def test_bootstrap_key_only_on_a_new_store(tmp_path):
+def test_bootstrap_key_only_on_a_new_store_and_only_when_asked(tmp_path):
     settings = load_settings(store_url=f"duckdb:///{tmp_path / 's.duckdb'}")
-    with Runtime.open(settings) as first:
+    with Runtime.open(settings) as reader:  # a command that only reads mints nothing
+        assert reader.bootstrap_token is None and reader.keys.list() == []
+    with Runtime.open(settings, bootstrap=True) as first:
         assert first.bootstrap_token
-    with Runtime.open(settings) as second:
+    with Runtime.open(settings, bootstrap=True) as second:
         assert second.bootstrap_token is None
         assert second.keys.authenticate(first.bootstrap_token).role == "admin"
 

@@ -136,6 +136,17 @@ async def test_stop_ends_a_run_and_stops_transports_and_refuses_queued_commands(
     assert late.done() and not late.result().ok
 
 
+async def test_a_stop_asked_before_the_run_begins_is_not_forgotten():
+    """A simulator told to stop while it still connects (SIGTERM, its parent gone) must not run on."""
+    rec = Recorder()
+    runner = SimRunner(ToyPlant(), speed=100.0, transports=(rec,))
+    runner.stop()
+    stats = await asyncio.wait_for(runner.run(), 60)  # at once; it used to run until stopped again
+    assert stats.steps == 0 and rec.samples == []
+    again = await runner.run(duration_s=3)  # a later run is a new run
+    assert again.steps == 3
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ValueError, match="speed"):
         SimRunner(ToyPlant(), speed=0)
