@@ -8,6 +8,10 @@ Address space (ns=2 is the server's namespace; see `twinloop.connectors.opcua` f
 - ``ns=2;s=<device>.online`` — Boolean; False while the device has lost communication
 - ``ns=2;s=<device>.<command>`` — a method per command, inputs as declared in its ``CommandSpec``
   (Double; NaN means "not given"), outputs ``ok`` (Boolean) and ``message`` (String)
+- ``Objects/clock`` — the plant's clock (`twinloop.sim.clock`): ``ns=2;s=clock.sim_time`` (Double,
+  the simulated instant in epoch seconds; its source timestamp is the wall time it goes with) and
+  ``ns=2;s=clock.speed`` (simulated s per wall s; inf: as fast as possible, 0: stopped), written
+  with the first sample, every second and whenever the time line moves
 - writable setpoints that become commands: ``<device>.speed_setpoint`` → ``setSpeed``,
   ``<device>.valve.position`` → ``setPosition`` (where the device has that command)
 
@@ -21,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
 
 from twinloop.connectors.opcua import OpcUaServer, Value, VariableSpec
+from twinloop.sim.clock import AnnouncedClock
 from twinloop.sim.plant import CommandResult, CommandSpec, DeviceSpec, Sample, SimPlant
 from twinloop.sim.runner import CommandRouter
 
@@ -33,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Writable variables that stand for a one-argument command: command name → variable name.
 SETPOINTS: dict[str, str] = {"setSpeed": "speed_setpoint", "setPosition": "valve.position"}
+#: The object holding the plant's clock variables (``clock.sim_time``, ``clock.speed``).
+CLOCK_OBJECT = "clock"
 #: Commands whose arguments are not all declared (strings), so no method can be typed for them.
 NOT_EXPOSED = frozenset({"injectFault", "clearFault"})
 
@@ -61,12 +69,19 @@ class OpcUaTransport:
         self._setpoints: dict[str, tuple[str, str, str]] = {}  # path → (device, command, argument)
         self._accepted: dict[str, float] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._clock: AnnouncedClock | None = None
         self.node_ids: dict[str, str] = {}
         """``{"<device>.<name>": NodeId string}`` of every variable and method served."""
 
     async def start(self, router: CommandRouter) -> None:
         """Add an object per device with its variables and methods; writes to setpoints become commands."""
         self._router = router
+        self._clock = AnnouncedClock(float(getattr(router, "speed", 1.0)))
+        ids = await self.server.add_object(CLOCK_OBJECT, [
+            VariableSpec("sim_time", "s", 0.0, description="the simulated instant (epoch s) at this "
+                                                           "value's source timestamp"),
+            VariableSpec("speed", None, 0.0, description="simulated seconds per wall second")])
+        self.node_ids.update({f"{CLOCK_OBJECT}.{name}": node for name, node in ids.items()})
         for device in self.devices:
             setpoints = setpoint_variables(device)
             specs = [VariableSpec(c.name, c.unit, description=c.description) for c in device.channels]
@@ -91,12 +106,18 @@ class OpcUaTransport:
     async def stop(self) -> None:
         """Mark every device offline; the server itself belongs to whoever started it."""
         self._online[:] = False
-        await self.server.write_values({f"{d.id}.online": False for d in self.devices})
+        values: dict[str, Value] = {f"{d.id}.online": False for d in self.devices}
+        if self._clock is not None and self._clock.announced:
+            values.update(_clock_values(*self._clock.stopped(time.time_ns())))
+        await self.server.write_values(values)
 
     async def on_sample(self, sample: Sample, ts_ns: int) -> None:
         """Write every online device's channels (dropouts keep the last value), ``seq`` and ``online``."""
         online = np.asarray(sample.online, dtype=bool)
         values: dict[str, Value] = {}
+        clock = self._clock
+        if clock is not None and clock.observe(ts_ns, now := time.time_ns()):
+            values.update(_clock_values(*clock.announce(now), at_ns=now))
         for i in np.flatnonzero(online != self._online):
             values[f"{self.devices[i].id}.online"] = bool(online[i])
         self._online = online.copy()
@@ -142,10 +163,19 @@ class OpcUaTransport:
         await self.server.write_values({path: self._accepted.get(path, math.nan)})
 
 
+def _clock_values(sim_ns: int, wall_ns: int, speed: float | None,
+                  at_ns: int | None = None) -> dict[str, Value]:
+    """The clock variables for a write at ``at_ns`` (the write's source timestamp is "now")."""
+    at = wall_ns if at_ns is None else at_ns
+    sim = sim_ns if speed is None else sim_ns + (at - wall_ns) * speed
+    return {f"{CLOCK_OBJECT}.sim_time": sim / 1e9,
+            f"{CLOCK_OBJECT}.speed": math.inf if speed is None else float(speed)}
+
+
 def _unit_of(device: DeviceSpec, command: CommandSpec, arg: str) -> str | None:
     """A setpoint's unit: that of the channel it steers (``speed``, ``valve.opening``), when there is one."""
     steers = {"setSpeed": "speed", "setPosition": "valve.opening"}.get(command.name)
     return next((c.unit for c in device.channels if c.name == steers), None)
 
 
-__all__ = ["NOT_EXPOSED", "SETPOINTS", "OpcUaTransport", "setpoint_variables"]
+__all__ = ["CLOCK_OBJECT", "NOT_EXPOSED", "SETPOINTS", "OpcUaTransport", "setpoint_variables"]

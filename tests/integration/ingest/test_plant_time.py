@@ -113,3 +113,40 @@ async def test_serve_on_mosquitto_mirrors_the_simulator_at_60x(tmp_path: Path) -
             await mirrors_plant_time(tmp_path, broker.url)
         finally:
             sim.stop()
+
+
+async def test_the_opcua_clock_gives_ingest_the_plants_time() -> None:
+    """The OPC UA transport's clock variables, read through `OpcUaSource` as the runtime reads them."""
+    import asyncio
+
+    from twinloop.connectors.opcua import OpcUaServer
+    from twinloop.connectors.opcua_source import OpcUaSource
+    from twinloop.connectors.urls import free_port
+    from twinloop.ingest.clock import PlantClocks
+    from twinloop.sim.opcua_transport import OpcUaTransport
+    from twinloop.sim.pump_station import PumpStationPlant
+    from twinloop.sim.runner import SimRunner
+
+    endpoint = f"opc.tcp://127.0.0.1:{free_port('127.0.0.1')}/twinloop/"
+    server = await OpcUaServer(endpoint).start()
+    plant = PumpStationPlant(seed=1)
+    runner = SimRunner(plant, speed=20.0, sample_period_s=1.0, transports=(OpcUaTransport(server, plant),))
+    run = asyncio.create_task(runner.run())
+    clocks = PlantClocks([("opcua", "ns=2;s=clock")])
+    source = OpcUaSource(endpoint, ["ns=2;s=clock.sim_time", "ns=2;s=clock.speed"], period_ms=50)
+    try:
+        await source.start()
+        stream = source.stream()
+        while not (clocks.times.get("ns=2;s=clock") and clocks.times["ns=2;s=clock"].speed == 20.0
+                   and runner.steps > 100):
+            message = await asyncio.wait_for(anext(stream), 60)
+            clocks.hear(message.topic, message.payload)
+        plant_now = clocks.now("ns=2;s=clock", time.time_ns())
+        sim_now = runner.epoch_ns(plant.t_s)
+        assert plant_now is not None and abs(plant_now - sim_now) < 300 * S  # within the default skew
+        assert sim_now - time.time_ns() > 60 * S  # and the plant is well ahead of the wall clock
+    finally:
+        await source.stop()
+        runner.stop()
+        await run
+        await server.stop()
