@@ -141,6 +141,7 @@ def fleet(
 def train(
     runs: Annotated[str, typer.Argument(help="run-to-failure Parquet (twinloop simulate … --until-failure)")],
     model: Annotated[str, typer.Option("--model", "-m", help="trained model to fit")] = "pump-bearing-gbm",
+    trees: Annotated[int, typer.Option(help="boosting rounds per model (fewer: faster)", min=10)] = 300,
     data_dir: DataDir = None,
     store: StoreUrl = None,
 ) -> None:
@@ -158,7 +159,7 @@ def train(
                                   hint="make one: twinloop simulate pump-station --out runs.parquet "
                                   "--units 200 --until-failure")
         table = pq.read_table(path)
-        saved = _service(rt).train(table, model, source=str(path))
+        saved = _service(rt).train(table, model, {"tree_params": {"n_estimators": trees}}, source=str(path))
         console.print(f"trained [bold]{model}[/] on {saved.meta.get('units')} units "
                       f"({table.num_rows:,} rows): artifact version {saved.version}")
 
