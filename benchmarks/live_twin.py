@@ -42,9 +42,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import getpass
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,21 +194,45 @@ class Children:
         self.procs.clear()
 
 
-@contextlib.contextmanager
-def broker() -> Iterator[tuple[str, str]]:
-    """A broker on a free loopback port: (URL, which broker)."""
-    from twinloop.connectors.broker import EmbeddedBroker, MosquittoBroker
+MOSQUITTO_CONF = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+log_dest file {log}
+user {user}
+"""
 
-    if MosquittoBroker.available():
-        b: Any = MosquittoBroker(host="127.0.0.1")
-        kind = "mosquitto"
-    else:
-        b, kind = EmbeddedBroker(host="127.0.0.1"), "embedded"
-    b.start()
+
+@contextlib.contextmanager
+def broker(children: Children, root: Path) -> Iterator[tuple[str, str]]:
+    """A broker on a free loopback port: (URL, which broker). Mosquitto runs as one of our children
+    (so it dies with us even on SIGKILL); the embedded broker watches its parent itself."""
+    from twinloop.connectors.broker import EmbeddedBroker, MosquittoBroker
+    from twinloop.connectors.urls import free_port, port_open
+
+    if not MosquittoBroker.available():
+        embedded = EmbeddedBroker(host="127.0.0.1").start()
+        try:
+            yield embedded.url, "embedded"
+        finally:
+            embedded.stop()
+        return
+    port = free_port("127.0.0.1")
+    conf = root / "mosquitto.conf"
+    # as whoever runs us: mosquitto started as root otherwise drops to a user who cannot write here
+    conf.write_text(MOSQUITTO_CONF.format(port=port, log=root / "mosquitto.log", user=getpass.getuser()))
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = children.start([binary, "-c", str(conf)], root / "mosquitto.out")
+    deadline = time.monotonic() + 30
+    while not port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"mosquitto did not start; see {root / 'mosquitto.log'}")
+        time.sleep(0.1)
     try:
-        yield b.url, kind
+        yield f"mqtt://127.0.0.1:{port}", "mosquitto"
     finally:
-        b.stop()
+        children.stop(proc, timeout=10)
 
 
 def _runtime_env(plant: str, url: str, data: Path, learn_h: float | None, broker_kind: str, tag: str
@@ -259,7 +285,7 @@ def run_once(plants: list[str], hours: float, speed: float, learn_h: float | Non
     results: dict[str, tuple[Score, dict[str, Any]]] = {}
     wall: dict[str, float] = {}
     try:
-        with broker() as (url, kind):
+        with broker(children, root) as (url, kind):
             if hog_procs:
                 _hogs(children, hog_procs, root / "hog.log")
             runtimes, sims = {}, {}

@@ -1,10 +1,16 @@
 """``twinloop simulate --truth``: the live simulator writes the hidden truth a twin is scored against."""
 
+import asyncio
+import math
+
 from typer.testing import CliRunner
 
 from twinloop.cli.simulate_cmd import app
 from twinloop.connectors.broker import EmbeddedBroker
-from twinloop.sim.truth import read_truth
+from twinloop.sim.building import BuildingPlant
+from twinloop.sim.faults import Fault, FaultSchedule
+from twinloop.sim.runner import SimRunner
+from twinloop.sim.truth import TruthRecorder, read_truth
 
 runner = CliRunner()
 
@@ -59,3 +65,25 @@ def test_truth_every_must_be_a_positive_duration(tmp_path):
     r = runner.invoke(app, ["pump-station", "--mqtt", "mqtt://127.0.0.1:1", "--truth", str(tmp_path / "t"),
                             "--truth-every", "0s"])
     assert r.exit_code in (1, 2) and "--truth-every must be positive" in r.output, r.output
+
+
+def test_a_chiller_fouled_past_its_limit_is_recorded_as_a_failure_with_its_fouling(tmp_path):
+    """The building has no failure list: its chillers' degraded flag is the failure the truth records."""
+    schedule = FaultSchedule([Fault("fouling_acceleration", "chiller-1", start_s=600.0,
+                                    params={"factor": 200000.0})], seed=1)
+    plant = BuildingPlant(seed=1, faults=schedule)
+    path = tmp_path / "truth.jsonl"
+    runner = SimRunner(plant, speed=math.inf, transports=(TruthRecorder(plant, path, every_s=120.0),))
+
+    async def run() -> None:
+        await runner.run(duration_s=1800.0)
+        await runner.close()
+
+    asyncio.run(run())
+    records = read_truth(path)
+    failures = [r for r in records if r["kind"] == "failure"]
+    assert [(f["device"], f["what"]) for f in failures] == [("chiller-1", "degraded")]
+    assert 600.0 < failures[0]["t_s"] < 1800.0
+    fouling = [(r["t_s"], r["truth"]["fouling"]["chiller-1"]) for r in records if r["kind"] == "truth"]
+    assert fouling[0][1] < 0.2 < 1.0 < fouling[-1][1]  # the snapshots show the fouling that did it
+    assert records[-1]["kind"] == "end" and records[-1]["fault_history"][0]["device"] == "chiller-1"
