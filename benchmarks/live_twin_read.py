@@ -32,6 +32,7 @@ from twinloop.bench.live_twin import (
     fault_free,
     interp_sse,
     nis_band,
+    nis_with_dof,
     p_fail_labels,
     rul_rel_errors,
 )
@@ -82,27 +83,6 @@ def truth_keys(truth: Truth) -> list[str]:
     snap = truth.snapshots[0][1]
     return [k for k, v in snap.items() if isinstance(v, Mapping) and v
             and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())]
-
-
-def _nis_steps(batch: Any) -> tuple[np.ndarray, np.ndarray]:
-    """NIS and its degrees of freedom per step of one twin's estimate readings."""
-    ch, ts, val = batch.channels, batch.ts_ns, batch.values
-    is_nis = ch == "est.nis"
-    nis_ts, nis = ts[is_nis], val[is_nis]
-    stored = ch == "est.nis_dof"
-    if stored.any():
-        dof_ts, dof_v = ts[stored], val[stored]
-        order = np.argsort(dof_ts)
-        idx = np.clip(np.searchsorted(dof_ts[order], nis_ts), 0, len(order) - 1)
-        dof = np.where(dof_ts[order][idx] == nis_ts, dof_v[order][idx], np.nan)
-        return nis, dof
-    innov = np.char.startswith(ch.astype(str), "innov.") & np.isfinite(val)
-    uts, counts = np.unique(ts[innov], return_counts=True)
-    if not len(uts):
-        return nis, np.zeros(len(nis))
-    idx = np.clip(np.searchsorted(uts, nis_ts), 0, len(uts) - 1)
-    dof = np.where(uts[idx] == nis_ts, counts[idx], 0)
-    return nis, dof.astype(np.float64)
 
 
 def lag_samples(path: Path) -> list[float]:
@@ -180,7 +160,7 @@ def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str
                 continue
             batch = store.history(twin, channels=wanted)
             if twin in quiet:
-                nis, dof = _nis_steps(batch)
+                nis, dof = nis_with_dof(batch.channels, batch.ts_ns, batch.values)
                 ok = np.isfinite(nis) & (dof >= 1)
                 if ok.any():
                     lo, hi = nis_band(dof[ok])

@@ -219,6 +219,32 @@ def nis_consistent_share(nis: np.ndarray, dof: np.ndarray) -> float | None:
     return float(np.mean((nis[ok] >= lo) & (nis[ok] <= hi)))
 
 
+def nis_with_dof(channels: np.ndarray, ts_ns: np.ndarray, values: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """NIS and its degrees of freedom per step of one twin's estimate readings.
+
+    The degrees of freedom are ``est.nis_dof`` where the estimator stores it, else the number of
+    finite ``innov.<channel>`` readings of the same step (a channel not measured has none).
+    """
+    ch = np.asarray(channels).astype(str)
+    ts, val = np.asarray(ts_ns), np.asarray(values, dtype=np.float64)
+    is_nis = ch == "est.nis"
+    nis_ts, nis = ts[is_nis], val[is_nis]
+    stored = ch == "est.nis_dof"
+    if stored.any():
+        step_ts, step_dof = ts[stored], val[stored]
+    else:
+        innov = np.char.startswith(ch, "innov.") & np.isfinite(val)
+        step_ts, counts = np.unique(ts[innov], return_counts=True)
+        step_dof = counts.astype(np.float64)
+    order = np.argsort(step_ts, kind="stable")
+    step_ts, step_dof = step_ts[order], step_dof[order]
+    if not len(step_ts):
+        return nis, np.zeros(len(nis))
+    idx = np.clip(np.searchsorted(step_ts, nis_ts), 0, len(step_ts) - 1)
+    return nis, np.where(step_ts[idx] == nis_ts, step_dof[idx], 0.0)
+
+
 def interp_sse(t: np.ndarray, est: np.ndarray, truth_t: np.ndarray,
                truth_v: np.ndarray) -> tuple[float, int]:
     """Sum of squared errors and count of estimates against the truth interpolated at their times
@@ -403,8 +429,8 @@ class Score:
 
 __all__ = [
     "DEGRADATION_KINDS", "NIS_BAND", "P_FAIL_HORIZON_H", "Detection", "FaultSpan", "Forecast", "Score",
-    "Truth",
-    "affected_twins", "brier", "brier_constant", "deadline_s", "detections", "false_alerts_per_100_twin_h",
-    "fault_free", "interp_sse", "life_onset_s", "nis_band", "nis_consistent_share", "p_fail_labels",
-    "percentile", "rul_rel_errors", "truth_from_records",
+    "Truth", "affected_twins", "brier", "brier_constant", "deadline_s", "detections",
+    "false_alerts_per_100_twin_h", "fault_free", "interp_sse", "life_onset_s", "nis_band",
+    "nis_consistent_share", "nis_with_dof", "p_fail_labels", "percentile", "rul_rel_errors",
+    "truth_from_records",
 ]

@@ -16,6 +16,7 @@ from twinloop.bench.live_twin import (
     fault_free,
     interp_sse,
     nis_consistent_share,
+    nis_with_dof,
     p_fail_labels,
     percentile,
     rul_rel_errors,
@@ -117,6 +118,19 @@ def test_nis_is_consistent_inside_the_chi2_band_of_its_own_degrees_of_freedom():
     assert nis_consistent_share(chi, np.full(len(chi), 5)) == pytest.approx(0.95, abs=0.01)
     assert nis_consistent_share(chi * 50, np.full(len(chi), 5)) < 0.05  # overconfident by 50×
     assert nis_consistent_share(np.array([1.0]), np.array([0])) is None
+
+
+def test_nis_degrees_of_freedom_are_the_channels_measured_at_that_step():
+    ch = np.array(["est.nis", "innov.flow", "innov.power", "est.bearing.wear",
+                   "est.nis", "innov.flow", "innov.power",
+                   "est.nis"], dtype=object)
+    ts = np.array([10, 10, 10, 10, 20, 20, 20, 30])
+    val = np.array([1.5, 0.1, 0.2, 0.3, 2.5, 0.1, np.nan, 9.0])  # power not measured at 20; nothing at 30
+    nis, dof = nis_with_dof(ch, ts, val)
+    assert list(nis) == [1.5, 2.5, 9.0] and list(dof) == [2.0, 1.0, 0.0]
+    stored = np.array(["est.nis", "est.nis_dof", "innov.flow"], dtype=object)
+    _, dof = nis_with_dof(stored, np.array([5, 5, 5]), np.array([3.0, 4.0, 0.1]))
+    assert list(dof) == [4.0]  # where the estimator says how many, that wins
 
 
 def test_state_error_is_against_the_truth_at_each_estimate_time_inside_the_truth_span():
