@@ -10,7 +10,8 @@ at any simulation speed and after a backlog:
 
 * it has no RUL yet, or an alert was raised for it (`AlertRaised`);
 * its degradation state moved materially: the prognoser's state (the wear mean) moved by more
-  than ``material_sigma`` of its std since the last RUL (at most once per ``material_interval_s``);
+  than ``material_sigma`` of its std since the last RUL (at most once per ``material_interval_s``;
+  three std, so that sensor noise on a steady state does not count);
 * otherwise at most once per ``interval_s`` (per type: ``prognoser: {interval: 1h}``).
 
 Readings and alerts only mark twins; a worker thread (`run_in_background`, started by the runtime)
@@ -108,7 +109,7 @@ class RulService:
         clock: Clock,
         prognosers: Mapping[str, TwinPrognoser] | None = None,
         interval_s: float = 3600.0,
-        material_sigma: float = 0.5,
+        material_sigma: float = 3.0,
         material_interval_s: float = 300.0,
         health: Health | None = None,
         artifacts: Any | None = None,

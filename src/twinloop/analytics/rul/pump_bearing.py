@@ -67,8 +67,8 @@ class PumpBearingPrognoser:
     name = "pump-bearing-physics"
 
     def __init__(self, n_samples: int = 400, rate_spread: float = 0.2,
-                 trend_h: Sequence[float] = (2.0, 6.0, 24.0, 72.0),
-                 load_h: float = 168.0, bucket_s: float = 600.0, nis_limit: float = 30.0,
+                 trend_h: Sequence[float] = (0.5, 2.0, 6.0, 24.0, 48.0),
+                 load_h: float = 48.0, bucket_s: float = 120.0, nis_limit: float = 30.0,
                  static_head: float = 55.0, ambient_temperature: float = 25.0,
                  use_estimator: bool = True, seed: int = 0) -> None:
         self.n_samples = n_samples
@@ -246,7 +246,7 @@ class PumpBearingPrognoser:
             return None
         hours = np.cumsum(np.where(running, np.r_[np.diff(t_h), 0.0], 0.0))[ok]  # running hours only
         y = np.log(wear[ok] + self._par["bearing_wear_offset"])
-        if hours[-1] - hours[0] < 0.5:
+        if hours[-1] - hours[0] < 0.1:
             return None
         design = np.column_stack([hours - hours.mean(), np.ones(hours.size)])
         coef, *_ = np.linalg.lstsq(design, y, rcond=None)
