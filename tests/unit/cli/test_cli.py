@@ -84,11 +84,18 @@ COMMANDS = ([], ["types"], ["twins"], ["twins", "list"], ["keys"], ["init"], ["s
 
 def _loaded_by(args: list[str], cwd=None) -> tuple[int, str, set[str]]:
     """Run ``twinloop ARGS`` in a fresh interpreter; its exit code, output and the modules it loaded."""
-    script = ("import json, sys\nfrom twinloop.cli.main import app\n"
-              "try:\n    app(sys.argv[1:], prog_name='twinloop')\nexcept SystemExit as e:\n    code = e.code or 0\n"
-              "print('\\nMODULES=' + json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("TWINLOOP_PLANT", None)
+    script = "\n".join([
+        "import json, sys",
+        "from twinloop.cli.main import app",
+        "code = 0",
+        "try:",
+        "    app(sys.argv[1:], prog_name='twinloop')",
+        "except SystemExit as e:",
+        "    code = e.code or 0",
+        "print('\\nMODULES=' + json.dumps(sorted(sys.modules)))",
+        "sys.exit(code)",
+    ])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINLOOP_")} | {"COLUMNS": "200"}
     r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
                        cwd=cwd, timeout=300)
     out, _, modules = r.stdout.rpartition("\nMODULES=")
