@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -14,9 +15,6 @@ from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, op
 
 if TYPE_CHECKING:  # estimation (scipy) is imported by the command, not by `twinloop --help`
     from twinloop.estimate.calibration import CalibrationReport
-
-#: A pump's parameters that history pins down well (thermal paths, efficiency, wear rate).
-DEFAULT_PARAMS = {"Pump": ("bearing_nominal_rise", "bearing_time_constant", "max_efficiency")}
 
 
 def _since(text: str, now_ns: int) -> int:
@@ -61,38 +59,38 @@ def calibrate_twin(
     params: Annotated[
         str | None, typer.Option(help="comma-separated parameters to fit; default per type")
     ] = None,
-    settle: Annotated[str, typer.Option(help="ignore this long at the start while states settle")] = "1h",
+    settle: Annotated[str | None, typer.Option(
+        help="ignore this long at the start while states settle, e.g. 1h")] = None,
+    write: Annotated[bool, typer.Option(help="keep an improving fit on the twin (a new revision)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    plant: Annotated[Path | None, typer.Option(help="plant file whose types declare the estimator "
+                                                     "(default: TWINLOOP_PLANT)")] = None,
     data_dir: DataDir = None,
     store: StoreUrl = None,
 ) -> None:
-    """Fit model parameters to a twin's history and show the fit before and after."""
+    """Fit model parameters to a twin's history, show the fit before and after, and keep it."""
     from twinloop.api.params import parse_duration, parse_time
     from twinloop.core.errors import NotFoundError
-    from twinloop.core.readings import ReadingBatch
-    from twinloop.estimate.calibration import calibrate, window
-    from twinloop.runtime.estimation_service import default_specs
 
     with friendly_errors():
-        with open_runtime(settings_from(data_dir, store)) as rt:
-            twin = rt.twins.get(twin_id)
-            service = getattr(rt, "estimation", None)
-            specs = service.specs if service is not None else default_specs()
-            spec = specs.get(twin.type_id)
-            if spec is None:
-                raise NotFoundError(f"asset type {twin.type_id!r} has no model to calibrate",
-                                    hint="types with one: " + ", ".join(specs))
-            names = [p.strip() for p in params.split(",") if p.strip()] if params else list(
-                DEFAULT_PARAMS.get(twin.type_id, ()))
+        with open_runtime(settings_from(data_dir, store, plant)) as rt:
+            if rt.estimation is None:
+                raise NotFoundError("estimation is not enabled in this runtime")
+            rt.estimation.auto_calibrate = False
             now = rt.clock.now_ns()
-            end = parse_time(until) if until else None
-            table = rt.state.history(twin_id, None, _since(since, now), end, None, None)
-            w = window(ReadingBatch(table), twin_id, spec)
-            report = calibrate(spec, w, names, settle_s=parse_duration(settle) / 1e9)
+            start = _since(since, now)
+            end = parse_time(until) if until else now
+            rt.estimation.replay(twin_id, start, end)  # the filter the fit starts from
+            outcome = rt.estimation.calibration.calibrate(
+                twin_id, start, end, [p.strip() for p in params.split(",") if p.strip()] if params else None,
+                settle_s=parse_duration(settle) / 1e9 if settle else 0.0, write=write)
         if as_json:
-            console.print_json(json.dumps({"twin_id": twin_id, **asdict(report)}, default=str))
+            data = {"twin_id": twin_id, "applied": outcome.applied, "revision": outcome.revision,
+                    **asdict(outcome.report)}
+            console.print_json(json.dumps(data, default=str))
         else:
-            _print(twin_id, report)
+            _print(twin_id, outcome.report)
+            console.print(outcome.why)
 
 
-__all__ = ["DEFAULT_PARAMS", "calibrate_twin"]
+__all__ = ["calibrate_twin"]

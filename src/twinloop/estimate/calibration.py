@@ -16,7 +16,7 @@ Jacobian has full rank.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,12 +61,25 @@ class CalibrationReport:
     evaluations: int
 
     def values(self) -> dict[str, float]:
-        """Fitted parameter values by name."""
+        """Fitted values by name (parameters, then any fitted start states)."""
         return {f.name: f.after for f in self.parameters}
 
+    @property
+    def improved(self) -> bool:
+        """True when the fit explains the measured channels better than the start did."""
+        before = np.array(self.rmse_before)
+        after = np.array(self.rmse_after)
+        seen = np.isfinite(before) & np.isfinite(after)
+        ratio = after[seen] / np.maximum(before[seen], 1e-12)
+        return bool(seen.any() and float(np.mean(ratio**2)) < 1.0)
 
-def window(batch: ReadingBatch, twin_id: str, spec: EstimatorSpec) -> Window:
-    """The epochs of ``twin_id`` in ``batch`` whose inputs are all known (held forward)."""
+
+def window(batch: ReadingBatch, twin_id: str, spec: EstimatorSpec, every_s: float | None = None) -> Window:
+    """The epochs of ``twin_id`` in ``batch`` whose inputs are all known (held forward).
+
+    ``every_s`` thins the epochs to one per that many seconds (inputs are still held from every
+    report in between): an hour of 1 Hz readings fits in seconds at 30 s instead of minutes.
+    """
     model = spec.model
     channels = list(spec.channel_names)
     const = np.full(len(model.inputs), np.nan)
@@ -90,6 +103,11 @@ def window(batch: ReadingBatch, twin_id: str, spec: EstimatorSpec) -> Window:
     held = np.take_along_axis(reported, np.maximum(last, 0), axis=0)
     u[:, fed] = np.where(last >= 0, held, const[fed])
     ok = np.isfinite(u).all(axis=1)
+    if every_s and ok.any():
+        slot = (e.ts_ns - e.ts_ns[ok][0]) // int(every_s * 1e9)
+        first = np.ones(len(slot), dtype=bool)
+        first[1:] = slot[1:] != slot[:-1]
+        ok &= first
     m = len(spec.channels)
     return Window(ts_ns=e.ts_ns[ok], u=u[ok], y=e.values[ok, :m])
 
@@ -98,7 +116,11 @@ def simulate(spec: EstimatorSpec, w: Window, p: np.ndarray, x0: np.ndarray | Non
     """Measured outputs ``(rows of p, T, n_channels)`` of the model run along ``w``'s inputs."""
     model, rows = spec.model, len(p)
     u0 = np.repeat(w.u[:1], rows, axis=0)
-    x = model.initial_state(p, u0) if x0 is None else np.repeat(np.atleast_2d(x0), rows, axis=0)
+    if x0 is None:
+        x = model.initial_state(p, u0)
+    else:
+        x0 = np.atleast_2d(x0)
+        x = x0 if len(x0) == rows else np.repeat(x0, rows, axis=0)
     cols = spec.output_columns
     out = np.empty((rows, len(w.ts_ns), len(cols)))
     dts = np.diff(w.ts_ns, prepend=w.ts_ns[0]) / 1e9
@@ -118,12 +140,21 @@ def calibrate(
     x0: np.ndarray | None = None,
     max_evaluations: int = 50,
     settle_s: float = 0.0,
+    states: Sequence[str] = (),
+    prior: Mapping[str, float] | None = None,
+    channels: Sequence[str] | None = None,
 ) -> CalibrationReport:
     """Fit ``params`` to window ``w`` (see the module docstring); ``p0`` defaults to the spec's.
 
     ``x0``: the state at the window's start (default: the model's initial state at the first
     inputs); ``settle_s``: seconds at the start whose residuals are ignored while a guessed
-    initial state settles (thermal lags).
+    initial state settles (thermal lags); ``states``: states whose value at the window's start
+    is fitted along (the ambient a latent input starts at), reported like parameters;
+    ``prior``: relative std of a parameter around its start (a datasheet's tolerance), added as
+    one residual each, so parameters one operating point cannot tell apart (a curve's shut-off
+    head and droop) stay near the datasheet instead of wandering along their ridge;
+    ``channels``: the channels whose residuals count (default all): leave out those an unfitted,
+    drifting input drives (temperatures under an estimated ambient).
     """
     from scipy.optimize import least_squares
 
@@ -135,49 +166,73 @@ def calibrate(
         raise ValidationError(f"the history window holds {len(w.ts_ns)} usable epochs",
                               hint="widen --since, or check that the twin's channels are being recorded")
     cols = np.array([index(model.parameters, q) for q in params], dtype=np.intp)
+    scols = np.array([index(model.states, q) for q in states], dtype=np.intp)
     base = spec.default_parameters(1)[0] if p0 is None else np.asarray(p0, np.float64).copy()
-    start = base[cols]
+    x_base = (model.initial_state(base[None, :], w.u[:1])[0] if x0 is None
+              else np.asarray(x0, np.float64).reshape(-1).copy()) if len(w.ts_ns) else np.zeros(0)
+    k = len(cols)
+    start = np.concatenate([base[cols], x_base[scols]]) if len(w.ts_ns) else base[cols]
+    state_std = np.array([spec.initial_std.get(q, 0.0) for q in states])
     scale = np.where(np.abs(start) > 0, np.abs(start), 1.0)
-    lower = np.array([model.parameters[c].lower for c in cols]) / scale
-    upper = np.array([model.parameters[c].upper for c in cols]) / scale
+    scale[k:] = np.maximum(np.maximum(np.abs(start[k:]), state_std), 1e-3)
+    lower = np.concatenate([[model.parameters[c].lower for c in cols], np.full(len(scols), -np.inf)]) / scale
+    upper = np.concatenate([[model.parameters[c].upper for c in cols], np.full(len(scols), np.inf)]) / scale
     theta0 = np.clip(start / scale, lower, upper)
     measured = np.isfinite(w.y) & ((w.ts_ns - w.ts_ns[0]) / 1e9 >= settle_s)[:, None]
+    if channels is not None:
+        measured &= np.isin(np.array(spec.channel_names), list(channels))[None, :]
     y_used = np.where(measured, w.y, np.nan)
     sigma = spec.measurement_std(np.where(measured, w.y, 0.0))
     evals = [0]
 
     def rows_for(thetas: np.ndarray) -> np.ndarray:
         p = np.repeat(base[None, :], len(thetas), axis=0)
-        p[:, cols] = thetas * scale
+        p[:, cols] = (thetas * scale)[:, :k]
         return p
 
-    def residuals(sim: np.ndarray) -> np.ndarray:
+    def starts_for(thetas: np.ndarray) -> np.ndarray | None:
+        if not len(scols):
+            return x0
+        x = np.repeat(x_base[None, :], len(thetas), axis=0)
+        x[:, scols] = (thetas * scale)[:, k:]
+        return x
+
+    weight = np.array([1.0 / (prior or {}).get(q, np.inf) for q in [*params, *states]])
+    anchored = np.flatnonzero(weight > 0)
+
+    def residuals(sim: np.ndarray, thetas: np.ndarray) -> np.ndarray:
         r = (sim - np.where(measured, w.y, 0.0)) / sigma
-        return np.where(measured, r, 0.0).reshape(len(sim), -1)
+        r = np.where(measured, r, 0.0).reshape(len(sim), -1)
+        if not len(anchored):
+            return r
+        return np.hstack([r, (thetas[:, anchored] - theta0[anchored]) * weight[anchored]])
 
     def fun(theta: np.ndarray) -> np.ndarray:
         evals[0] += 1
-        return residuals(simulate(spec, w, rows_for(theta[None, :]), x0))[0]
+        t = theta[None, :]
+        return residuals(simulate(spec, w, rows_for(t), starts_for(t)), t)[0]
 
     def jac(theta: np.ndarray) -> np.ndarray:
         h = 1e-6 * np.maximum(np.abs(theta), 1e-3)
         room = upper - theta  # probe downwards when a bound is too close above
         h = np.where(room < h, -h, h)
         probes = np.vstack([theta, theta + np.diag(h)])
-        r = residuals(simulate(spec, w, rows_for(probes), x0))
+        r = residuals(simulate(spec, w, rows_for(probes), starts_for(probes)), probes)
         evals[0] += 1
         return ((r[1:] - r[0]) / h[:, None]).T
 
-    sim_before = simulate(spec, w, rows_for(theta0[None, :]), x0)[0]
+    sim_before = simulate(spec, w, rows_for(theta0[None, :]), starts_for(theta0[None, :]))[0]
     fit = least_squares(fun, theta0, jac=jac, bounds=(lower, upper), method="trf", max_nfev=max_evaluations,
                         x_scale="jac")
-    sim_after = simulate(spec, w, rows_for(fit.x[None, :]), x0)[0]
+    sim_after = simulate(spec, w, rows_for(fit.x[None, :]), starts_for(fit.x[None, :]))[0]
     stds = _standard_errors(fit.jac, fit.fun, measured.sum()) * scale
+    bounds = [(model.parameters[c].lower, model.parameters[c].upper) for c in cols] + [
+        (-np.inf, np.inf)] * len(scols)
     fits = tuple(
         ParameterFit(name=q, before=float(start[i]), after=float(fit.x[i] * scale[i]),
                      std=float(stds[i]) if np.isfinite(stds[i]) else None,
-                     lower=float(model.parameters[c].lower), upper=float(model.parameters[c].upper))
-        for i, (q, c) in enumerate(zip(params, cols, strict=True)))
+                     lower=float(bounds[i][0]), upper=float(bounds[i][1]))
+        for i, q in enumerate([*params, *states]))
     return CalibrationReport(
         channels=spec.channel_names, rmse_before=_rmse(sim_before, y_used),
         rmse_after=_rmse(sim_after, y_used),

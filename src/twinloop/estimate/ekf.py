@@ -78,6 +78,9 @@ class ExtendedKalmanFilter(GaussianFilter):
         S = H @ PHt
         idx = np.arange(y.shape[1])
         S[:, idx, idx] += R
+        extra = self._input_covariance(z, u, p)
+        if extra is not None:
+            S += extra
         nu, S, PHt, present = mask_missing(y, y_pred, S, PHt)
         K = solve_gain(PHt, S)
         H = np.where(present[:, :, None], H, 0.0)

@@ -23,6 +23,7 @@ from twinloop.core.readings import ReadingBatch
 from twinloop.estimate.augment import AugmentedModel
 from twinloop.estimate.covariance import inverse
 from twinloop.estimate.epochs import pivot
+from twinloop.estimate.health import HealthWindow
 from twinloop.estimate.result import FleetEstimate, UpdateReport
 from twinloop.estimate.spec import EstimatorSpec
 from twinloop.physics.model import names
@@ -52,8 +53,15 @@ class FleetEstimator(ABC):
         self.repairs = np.empty(0, dtype=np.int64)
         self.faults = 0
         self._floor = np.empty((0, size))
+        self.health = HealthWindow(spec.channel_names)
+        #: ``(input column, threshold)``: health judges only steps whose input is above it (a pump
+        #: while it turns; stopped, its sensors read clipped noise around zero, which no Gaussian
+        #: filter matches); None judges every step.
+        self.judge_when: tuple[int, float] | None = None
         self._q = spec.process_variance_per_s()
         self._init_var = np.array([spec.initial_std.get(k, 0.0) ** 2 for k in spec.augmented_names])
+        self._u_var = spec.input_variance()
+        self._noisy_inputs = np.flatnonzero(self._u_var > 0)
         # Channels to pivot: measured ones, then channels that only feed inputs.
         self._pivot: list[str] = list(spec.channel_names)
         self._const = np.full(n_in, np.nan)
@@ -98,7 +106,21 @@ class FleetEstimator(ABC):
         self.nis = np.concatenate([self.nis, np.full(k, np.nan)])
         self.repairs = np.concatenate([self.repairs, np.zeros(k, np.int64)])
         self._floor = np.concatenate([self._floor, np.zeros((k, self.aug.size))])
+        self.health.grow(k)
         self._grow(k)
+
+    def set_parameters(self, twin_ids: Sequence[str], values: dict[str, float] | None = None,
+                       rows_p: np.ndarray | None = None) -> None:
+        """Replace model parameters of twins (after a calibration); their states carry on.
+
+        ``values`` sets the named parameters for every twin given; ``rows_p`` ``(k, n_parameters)``
+        replaces whole rows (the filters read ``p`` afresh at every step).
+        """
+        rows = self.rows(twin_ids)
+        if rows_p is not None:
+            self.p[rows] = np.asarray(rows_p, np.float64)
+        for key, value in (values or {}).items():
+            self.p[rows, [q.name for q in self.spec.model.parameters].index(key)] = float(value)
 
     def rows(self, twin_ids: Sequence[str]) -> np.ndarray:
         """Row of each twin id (a clear error for an unknown one)."""
@@ -134,6 +156,11 @@ class FleetEstimator(ABC):
                 continue
             dt = np.where(self.ready[rows], (ts - self.ts_ns[rows]) / 1e9, 0.0)
             self.step(rows, values[:, :m], u, dt)
+            gate = self.judge_when
+            judged = rows if gate is None else rows[u[:, gate[0]] > gate[1]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = self.innovation[judged] / self.innovation_std[judged]
+            self.health.record(judged, self.nis[judged], z)
             self.ts_ns[rows] = ts
             applied += len(rows)
         return UpdateReport(epochs=applied, twins=len(np.unique(e.rows)), late=late, bad=e.bad,
@@ -210,6 +237,23 @@ class FleetEstimator(ABC):
         v = np.where(present, nu, 0.0)[..., None]
         S_inv = inverse(S) if S_inv is None else S_inv
         self.nis[rows] = (np.swapaxes(v, 1, 2) @ S_inv @ v)[:, 0, 0]
+
+    def _input_covariance(self, z: np.ndarray, u: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+        """``(k, m, m)`` innovation covariance from noisy inputs, ``J_u·Σ_u·J_uᵀ`` at means ``z``
+        ``(k, L)`` (central differences, one model call); None when every input is exact."""
+        cols = self._noisy_inputs
+        if not len(cols):
+            return None
+        k, n = len(z), len(cols)
+        h = np.sqrt(self._u_var[cols])  # one std: the curvature over the noise's own range
+        probes = np.repeat(u[:, None, :], 2 * n, axis=1)
+        idx = np.arange(n)
+        probes[:, idx, cols] += h
+        probes[:, n + idx, cols] -= h
+        rows = np.repeat(np.arange(k), 2 * n)
+        y = self.aug.measure(z[rows], probes.reshape(k * 2 * n, -1), p[rows]).reshape(k, 2 * n, -1)
+        G = 0.5 * (y[:, :n] - y[:, n:])  # (k, n, m): the measured channels' change per input std
+        return np.swapaxes(G, 1, 2) @ G
 
     def _process_variance(self, dt: np.ndarray) -> np.ndarray:
         """``(k, L)`` random-walk variance added over ``dt`` seconds."""

@@ -137,6 +137,9 @@ class UnscentedKalmanFilter(GaussianFilter):
         Pxy, S = soa.outer(X, Yw), soa.gram(Y, self._wc)
         idx = np.arange(len(y_pred))
         S[idx, idx] += self.spec.measurement_std(y_pred.T).T ** 2
+        extra = self._input_covariance(z.T, u, self.p[rows])
+        if extra is not None:
+            S += extra.transpose(1, 2, 0)
         self._update(rows, y, y_pred, S, Pxy)
 
 

@@ -129,7 +129,7 @@ class Runtime:
                 from twinloop.runtime.retrain_service import RetrainService
                 from twinloop.runtime.rul_service import RulService
 
-                runtime.estimation = EstimationService(store, twins)
+                runtime.estimation = EstimationService(store, twins, artifacts=runtime.artifacts)
                 runtime.alerts = AlertService(store, twins, bus, clock,
                                               gates=parse_gates(settings.alerts_operating))
                 runtime.rul = RulService(store, twins, bus, clock)
@@ -190,19 +190,10 @@ class Runtime:
                                                  self.clock, asyncio.get_running_loop())
 
     def _after_commit(self, batch: ReadingBatch, committed_ns: int) -> None:
-        """Feed committed readings to the live analytics; one failing stage never stops ingestion."""
-        stages = (("estimation", self.estimation.update),) if self.estimation is not None else ()
-        for name, update in stages:
-            try:
-                update(batch)
-            except Exception:  # noqa: BLE001 - logged with its trace, ingestion goes on
-                if name not in self._failing:
-                    _log.exception("%s update failed; ingestion goes on", name)
-                    self._failing.add(name)
-            else:
-                if name in self._failing:
-                    _log.info("%s updates recovered", name)
-                    self._failing.discard(name)
+        """Hand committed readings to the live analytics' workers; the event loop never waits on
+        them (estimation runs on its own thread, merges a backlog and logs its own failures)."""
+        if self.estimation is not None:
+            self.estimation.submit(batch)
 
     async def stop(self) -> None:
         """Stop reading, commit and acknowledge what is queued, then disconnect; idempotent."""
@@ -218,6 +209,8 @@ class Runtime:
         ingestion, self.ingestion = self.ingestion, None
         if ingestion is not None:
             await ingestion.stop()
+        if self.estimation is not None:  # finish what was handed to the worker
+            await asyncio.to_thread(self.estimation.stop)
         if self.rul is not None:
             await asyncio.to_thread(self.rul.stop_background)
 

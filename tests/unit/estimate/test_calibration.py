@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -72,17 +71,43 @@ def test_calibration_needs_parameters_and_data() -> None:
         calibrate(spec, empty, ["bearing_nominal_rise"])
 
 
-def test_cli_calibrates_a_twin_from_the_store(tmp_path) -> None:
+def station_history(seconds: float, period: float = 5.0) -> ReadingBatch:
+    """The pump-station simulator's readings (every device, lines' header pressures included)."""
+    from twinloop.sim.pump_station import PumpStationPlant
+
+    plant = PumpStationPlant(seed=2)
+    parts = []
+    for _ in range(int(seconds / period)):
+        plant.step(period)
+        s = plant.sample()
+        ids = [d.id for d in plant.devices for _ in d.channels]
+        names = [c.name for d in plant.devices for c in d.channels]
+        parts.append(ReadingBatch.from_arrays(ids, names, [START + int(s.t_s * 1e9)] * len(ids),
+                                              np.concatenate(s.values)))
+    return ReadingBatch.concat(parts)
+
+
+START = 1_767_225_600 * 10**9  # 2026-01-01T00:00Z
+
+
+def test_cli_calibrates_a_twin_from_the_store_and_keeps_the_fit(tmp_path) -> None:
     url = f"duckdb:///{tmp_path / 'store.duckdb'}"
     with Runtime.open(load_settings(store_url=url, plant=example_plant_path())) as rt:
-        rt.state.record(pump_history("pump-A1", time.time_ns() - 6 * 3600 * 10**9))
+        rt.state.record(station_history(3600.0))
     app = typer.Typer()
     app.command()(calibrate_twin)
-    result = CliRunner().invoke(app, ["pump-A1", "--since", "12h", "--params",
-                                      "bearing_nominal_rise,bearing_time_constant", "--json", "--store", url])
+    window_args = ["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T01:00:00Z", "--settle", "2m",
+                   "--plant", str(example_plant_path())]
+    result = CliRunner().invoke(app, ["pump-A1", *window_args, "--json", "--store", url])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    fitted = {q["name"]: q["after"] for q in report["parameters"]}
-    assert abs(fitted["bearing_nominal_rise"] - 46.0) < 1.5
-    bad = CliRunner().invoke(app, ["tank-A", "--store", url])
-    assert bad.exit_code == 1 and "no model to calibrate" in bad.output
+    assert report["applied"] and report["revision"] == 2
+    fitted = {q["name"]: q for q in report["parameters"]}
+    assert {"shutoff_head", "max_efficiency"} <= set(fitted)
+    with Runtime.open(load_settings(store_url=url, plant=example_plant_path())) as rt:
+        kept = rt.twins.get("pump-A1").attributes["model_parameters"]
+        assert kept["max_efficiency"] == pytest.approx(fitted["max_efficiency"]["after"])
+        assert rt.twins.revisions("pump-A1") == [1, 2]  # the history shows when it was calibrated
+        assert rt.store.artifacts("calibration", "pump-A1")
+    bad = CliRunner().invoke(app, ["tank-A", *window_args, "--store", url])
+    assert bad.exit_code == 1 and "has no estimator" in bad.output
