@@ -9,7 +9,9 @@ on an MQTT topic (retained), or two OPC UA variables — and a mapping rule with
 
     plant_now(received) = sim_time + (received - wall_time) · speed
 
-Until the announcement is heard the wall clock judges (strict, as for a real plant). ``speed``
+Readings whose plant clock has not been heard yet wait for it (a persistent session's backlog
+arrives before the retained announcement), at most `NormalizePolicy.clock_wait_ns`; a clock never
+heard leaves the wall clock to judge, strictly, as for a real plant. ``speed``
 ``null`` means "as fast as it can": the plant's time then bounds readings only from below.
 
 >>> t = PlantTime(sim_ns=1_000 * S, wall_ns=10 * S, speed=60.0)
@@ -154,12 +156,26 @@ class PlantClocks:
     def is_clock(self, topic: str) -> bool:
         return topic in self._topics
 
+    @property
+    def listening(self) -> bool:
+        """True when the mapping names any clock."""
+        return bool(self._topics)
+
+    def check(self, topic: str, payload: bytes) -> None:
+        """Raise `AnnouncementError` when an announcement cannot be read (nothing is taken)."""
+        name, variable = self._topics[topic]
+        decode_announcement(payload, self.times.get(name), variable)
+
     def hear(self, topic: str, payload: bytes) -> PlantTime:
         """Take one announcement; raises `AnnouncementError` when it cannot be read."""
         name, variable = self._topics[topic]
         time = decode_announcement(payload, self.times.get(name), variable)
         self.times[name] = time
         return time
+
+    def heard(self, name: str) -> bool:
+        """True once ``name`` has announced its clock."""
+        return name in self.times
 
     def now(self, name: str, wall_ns: int) -> int | None:
         """The plant's time at ``wall_ns``, or None when ``name`` was never heard."""

@@ -5,13 +5,15 @@ extends column lists. Conversion and validation then run once over numpy arrays 
 batch, in this order (the first failing check names the reason): route (unknown twin, unknown
 channel, unit mismatch, ignored), type, conversion to the channel's unit, NaN/Inf, range,
 timestamp skew (against the clock the rule names: its arrival, or the plant's announced clock,
-see `twinloop.ingest.clock`; announcements are taken before the batch is judged); then the
-reorder window; then the rate of change (per twin-channel, against the
-last accepted reading, in time order).
+see `twinloop.ingest.clock`; announcements are taken before the batch is judged, and a message
+whose plant clock was never heard waits for it, up to ``clock_wait_ns``); then the reorder
+window; then the rate of change (per twin-channel, against the last accepted reading, in time
+order).
 
 Accounting: every value of every message ends up in exactly one of ``batch``, ``rejected``
-(with ``item`` set), ``duplicates``, ``ignored`` or held in the reorder window (``held``); a
-message that cannot be read at all is one `Rejected` without ``item``. Messages whose readings
+(with ``item`` set), ``duplicates``, ``ignored`` or held (in the reorder window, or waiting for
+its plant's clock: ``held``); a message that cannot be read at all is one `Rejected` without
+``item``. Messages whose readings
 are all accounted for are listed in ``completed``: acknowledge exactly those, after
 ``store.append_ingested(result.batch, result.seen, result.rejected)`` returned.
 
@@ -71,6 +73,7 @@ class NormalizePolicy:
     range_margin: float = 0.02  # sensor noise: tolerated beyond min/max, as a fraction of the span
     rate_full_range_s: float | None = 1.0  # derived max rate: the whole range in this long
     reorder_window_ns: int = 0
+    clock_wait_ns: int = 5 * S  # readings wait this long for their plant's clock, then the wall judges
     dedupe_window: int = 256
     digest_ttl_ns: int = 120 * S
 
@@ -126,6 +129,9 @@ class Normalizer:
         self._reorder = ReorderBuffer(self.policy.reorder_window_ns)
         self.clocks = PlantClocks(mapping.clocks())
         self._judges: dict[ClockPolicy, tuple[str | None, float, float, int]] = {}
+        self._clockless: list[RawMessage] = []  # readings whose announced clock was not heard yet
+        self._clockless_since = 0
+        self._clock_gave_up = False
         self._next_msg = 0
         self._held: dict[int, _Msg] = {}
         self._waiting: dict[IdempotencyKey, list[RawMessage]] = {}
@@ -151,8 +157,8 @@ class Normalizer:
 
     @property
     def held(self) -> int:
-        """Readings waiting in the reorder window."""
-        return self._reorder.held_readings
+        """Readings waiting in the reorder window, plus messages waiting for their plant's clock."""
+        return self._reorder.held_readings + len(self._clockless)
 
     # --- the pipeline ------------------------------------------------------------------------
     def normalize(self, messages: Sequence[RawMessage]) -> NormalizeResult:
@@ -189,6 +195,7 @@ class Normalizer:
         ids: list[int] = []
         bad: list[tuple[int, str, str]] = []
         limit = self.policy.max_payload_bytes
+        messages = self._with_clocks(messages, replay)
         for index, raw in enumerate(messages):
             payload = raw.payload
             if len(payload) > limit:
@@ -198,9 +205,9 @@ class Normalizer:
                                          raw.received_ns, index=index))
                 completed.append(raw)
                 continue
-            if self.clocks.is_clock(raw.topic):
+            if self.clocks.is_clock(raw.topic):  # heard in `_with_clocks`; a bad one is quarantined
                 try:
-                    self.clocks.hear(raw.topic, payload)
+                    self.clocks.check(raw.topic, payload)
                 except AnnouncementError as err:
                     rejected.append(_whole(raw, index, "malformed", str(err)))
                 completed.append(raw)
@@ -214,6 +221,10 @@ class Normalizer:
             rule, caps = found
             if rule.ignore:
                 completed.append(raw)
+                continue
+            if rule.clock.announced and not replay and not self._clock_gave_up \
+                    and not self.clocks.heard(rule.clock.announced):
+                self._hold_for_clock(raw)
                 continue
             try:
                 d = decode_payload(payload, rule, caps, rule.timestamp)
@@ -292,6 +303,32 @@ class Normalizer:
         return result, origin, items
 
     # --- pieces ------------------------------------------------------------------------------
+    def _with_clocks(self, messages: Sequence[RawMessage], replay: bool) -> Sequence[RawMessage]:
+        """Hear the batch's clock announcements first; then release the messages that waited for a
+        clock when it has been heard or they waited ``clock_wait_ns`` (the wall clock judges them)."""
+        if self.clocks.listening:
+            for raw in messages:
+                if self.clocks.is_clock(raw.topic):
+                    try:
+                        self.clocks.hear(raw.topic, raw.payload)
+                    except AnnouncementError:
+                        pass  # rejected as malformed below
+        if replay or not self._clockless:
+            return messages
+        needed = {r.clock.announced for r in self.mapping.rules if r.clock.announced}
+        heard = all(self.clocks.heard(name) for name in needed)  # type: ignore[arg-type]
+        if not heard:
+            if self.clock.now_ns() - self._clockless_since < self.policy.clock_wait_ns:
+                return messages
+            self._clock_gave_up = True  # never heard: the wall clock judges, strictly, from now on
+        released, self._clockless = self._clockless, []
+        return [*released, *messages]
+
+    def _hold_for_clock(self, raw: RawMessage) -> None:
+        if not self._clockless:
+            self._clockless_since = self.clock.now_ns()
+        self._clockless.append(raw)
+
     def _is_held(self, key: IdempotencyKey) -> bool:
         return any(m.key == key for m in self._held.values()) if self._held else False
 

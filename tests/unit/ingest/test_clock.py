@@ -56,13 +56,26 @@ def test_readings_of_a_60x_simulator_are_judged_by_its_announced_clock(make) -> 
     assert len(r.completed) == 3  # the announcement is consumed (and acknowledged), not stored
 
 
-def test_before_the_clock_is_heard_the_wall_clock_judges(make) -> None:
+def test_readings_wait_for_their_plants_clock_and_are_judged_by_it_once_heard(make) -> None:
     n = simulated(make)
-    early = n.normalize([flat("p1", 1, {"flow": 1.0}, ts=T0 + 3600 * S)])
-    assert reasons(early) == ["ts_future"]
-    n.normalize([announce(T0 + 3600 * S, T0, 60.0)])
-    late = n.normalize([flat("p1", 2, {"flow": 1.0}, ts=T0 + 3600 * S)])
-    assert late.rejected == [] and len(late.batch) == 1
+    early = flat("p1", 1, {"flow": 1.0}, ts=T0 + 3600 * S)  # e.g. a persistent session's backlog
+    r = n.normalize([early])
+    assert (len(r.batch), r.rejected, r.completed, n.held) == (0, [], [], 1)  # held, not acked
+    r = n.normalize([announce(T0 + 3600 * S, T0, 60.0), flat("p1", 2, {"flow": 2.0}, ts=T0 + 3600 * S)])
+    assert r.rejected == [] and [x["value"] for x in r.batch.to_records()] == [1.0, 2.0]
+    assert early in r.completed and n.held == 0
+
+
+def test_a_clock_never_heard_leaves_the_wall_clock_to_judge_after_a_while(make, clock) -> None:
+    n = simulated(make)
+    assert len(n.normalize([flat("p1", 1, {"flow": 1.0}, ts=T0 + 3600 * S)]).completed) == 0
+    clock.advance(seconds=1)
+    assert n.flush().rejected == [] and n.held == 1  # still waiting
+    clock.advance(seconds=5)
+    r = n.flush()
+    assert [x.reason for x in r.rejected] == ["ts_future"] and n.held == 0
+    r = n.normalize([flat("p1", 2, {"flow": 1.0}, ts=T0 + 3600 * S)])  # no more waiting: strict at once
+    assert [x.reason for x in r.rejected] == ["ts_future"]
 
 
 def test_announcements_in_the_same_batch_judge_its_readings(make) -> None:
