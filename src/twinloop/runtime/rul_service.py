@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from twinloop.analytics.alerts import AlertRaised
 from twinloop.analytics.rul import models
 from twinloop.analytics.rul.distribution import SUMMARY_LEVELS, RulDistribution, cdf_from_quantiles
@@ -235,6 +237,11 @@ class RulService:
         for a, c, ts, v in zip(batch.asset_ids, batch.channels, batch.ts_ns, batch.values, strict=True):
             latest[str(a)][str(c)] = float(v)
             as_of[str(a)] = max(as_of[str(a)], int(ts))
+        for t in ids:
+            for key, target, channel in self._related(prognoser, t):
+                found = self._store.latest([target], [channel])
+                if len(found):
+                    latest[t][key] = float(found.values[0])
         skipped: dict[str, str] = {}
         due: list[str] = []
         for t in ids:
@@ -284,8 +291,24 @@ class RulService:
         if prognoser.bucket_ns is None or not prognoser.history_channels:
             return None
         start = as_of - int(prognoser.history_h * 3600 * NS)
-        return self._store.history_buckets(twin_id, prognoser.bucket_ns, list(prognoser.history_channels),
-                                           start, as_of + 1)
+        own = self._store.history_buckets(twin_id, prognoser.bucket_ns, list(prognoser.history_channels),
+                                          start, as_of + 1)
+        parts = [own]
+        for key, target, channel in self._related(prognoser, twin_id):
+            theirs = self._store.history_buckets(target, prognoser.bucket_ns, [channel], start, as_of + 1)
+            if theirs.num_rows:
+                names = pa.array([key] * theirs.num_rows, theirs.schema.field("channel").type)
+                parts.append(theirs.set_column(theirs.schema.get_field_index("channel"), "channel", names))
+        return pa.concat_tables(parts) if len(parts) > 1 else own
+
+    def _related(self, prognoser: TwinPrognoser, twin_id: str) -> list[tuple[str, str, str]]:
+        """(key, target twin, channel) for each related channel the prognoser declares."""
+        out = []
+        for name, channel in getattr(prognoser, "related", ()):
+            edges = self._twins.graph.relationships(source=twin_id, name=name)
+            if edges:
+                out.append((f"{name}.{channel}", edges[0].target, channel))
+        return out
 
     def _health_of(self, twin_id: str) -> Mapping[str, Any] | None:
         if self._health is None:

@@ -31,7 +31,9 @@ HOUR_NS = 3600 * 10**9
 @dataclass(frozen=True)
 class TwinInputs:
     """What the runtime knows about one twin: newest value per channel, bucketed history
-    (`HISTORY_SCHEMA` rows, or None), and its estimator's filter health when known."""
+    (`HISTORY_SCHEMA` rows, or None), and its estimator's filter health when known. A prognoser
+    that declares ``related = (("partOf", "outdoor_temperature"), …)`` also gets that channel of
+    the twin the relationship points to, as ``partOf.outdoor_temperature``, in both."""
 
     twin_id: str
     latest: Mapping[str, float]

@@ -6,7 +6,7 @@ output, or a real fleet's history in the same wide layout) and `build` wraps the
 for live twins. The runtime keeps fitted models (artifact store or file); nothing here does I/O.
 
 >>> sorted(names())
-['pump-bearing-gbm', 'pump-bearing-physics', 'pump-bearing-sensors']
+['chiller-fouling-physics', 'pump-bearing-gbm', 'pump-bearing-physics', 'pump-bearing-sensors']
 >>> build({"model": "pump-bearing-sensors"}).name
 'pump-bearing-sensors'
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from twinloop.analytics.rul import chiller_fouling
 from twinloop.analytics.rul.live import HOUR_NS, TrajectoryTwinPrognoser, TwinPrognoser
 from twinloop.analytics.rul.pump_bearing import prognoser_from_config
 from twinloop.analytics.rul.trajectories import Trajectories
@@ -115,6 +116,12 @@ register(ModelEntry("pump-bearing-physics", _physics,
                     "(or vibration)"))
 register(ModelEntry("pump-bearing-sensors", _sensors,
                     description="the same physics from vibration and band energy only"))
+def _chiller(config: Mapping[str, Any], fitted: Any) -> TwinPrognoser:
+    return chiller_fouling.prognoser_from_config(config)
+
+
+register(ModelEntry("chiller-fouling-physics", _chiller,
+                    description="condenser fouling to a 30 % COP loss on the chiller model, from COP"))
 register(ModelEntry("pump-bearing-gbm", _gbm, _train_gbm,
                     description="gradient boosting on hourly pump history, trained on run-to-failure fleets"))
 

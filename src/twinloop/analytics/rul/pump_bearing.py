@@ -6,7 +6,8 @@
 * ``estimator`` — the live estimator's posterior: ``est.bearing.wear`` ± ``est.bearing.wear_std``
   as the starting state, ``est.bearing.wear_rate`` as the unit's wear rate with
   ``est.bearing.wear_rate_std`` as its log-normal spread. Used only while the filter is
-  consistent: the runtime's filter health says so (``consistent``), or an ``est.consistent``
+  consistent: the runtime's filter health says so (``consistent`` True; None, not yet trusted,
+  counts as no), or an ``est.consistent``
   reading does, or — when neither is known — the median ``est.nis`` of the recent history stays
   under ``nis_limit``. An inconsistent filter never feeds RUL silently:
 * ``sensors`` — the fallback, and the path for pumps without an estimator: wear read off vibration
@@ -160,7 +161,7 @@ class PumpBearingPrognoser:
         accel, rate_sd, faulted = 1.0, spread.get("bearing_wear_rate", self.rate_spread), False
         if speed_now / self._par["rated_speed"] >= MIN_SPEED_RATIO:
             trends = [self._trend(history, series, est.mean, p, h) for h in sorted(self.trend_h)]
-            accel, rate_sd, faulted = _rate_update([t for t in trends if t is not None], rate_sd)
+            accel, rate_sd, faulted = rate_update([t for t in trends if t is not None], rate_sd)
         spread["bearing_wear_rate"] = rate_sd
         load = self._load(history, u_now, accel, self.ambient_temperature)
         state = StateEstimate(est.mean, est.cov, p, load, spread or None)
@@ -175,6 +176,8 @@ class PumpBearingPrognoser:
             return ""
         health = twin.health or {}
         if "consistent" in health:
+            if health["consistent"] is None:
+                return f"estimator not trusted yet: {health.get('reason') or 'too few steps seen'}"
             if not health["consistent"]:
                 return f"estimator inconsistent: {health.get('reason') or 'filter health says so'}"
             return None
@@ -277,7 +280,7 @@ class PumpBearingPrognoser:
         return np.log((np.minimum(x1[:, j], 1.0) + w0) / (x0[:, j] + w0)) / 0.1
 
 
-def _rate_update(trends: Sequence[WearTrend], prior_sd: float) -> tuple[float, float, bool]:
+def rate_update(trends: Sequence[WearTrend], prior_sd: float) -> tuple[float, float, bool]:
     """(wear-rate multiplier, its log-space std, whether it is a fault) from the observed trends,
     shortest window first (see the module docstring)."""
     trends = [t for t in trends if t.modelled > 0]
@@ -318,4 +321,5 @@ def prognoser_from_config(config: Mapping[str, Any]) -> PumpBearingPrognoser:
                               hint="see twinloop.analytics.rul.pump_bearing.PumpBearingPrognoser") from err
 
 
-__all__ = ["EST_CHANNELS", "HISTORY_CHANNELS", "PumpBearingPrognoser", "WearTrend", "prognoser_from_config"]
+__all__ = ["EST_CHANNELS", "HISTORY_CHANNELS", "PumpBearingPrognoser", "WearTrend", "prognoser_from_config",
+           "rate_update"]
