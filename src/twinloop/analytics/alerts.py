@@ -7,9 +7,10 @@ event log, and the current alert is a fold over them (`materialize`)::
          └────────────────────────────────────────────────────────►┘   (resolve without ack)
 
 * **open** after `AlertRaised`; **acknowledged** after `AlertAcknowledged`; **resolved** last.
-* **Deduplication**: a finding on a twin that already has an unresolved alert from the same
-  detector about the same leading channel is a *repeat* of it (`AlertRepeated` bumps its count,
-  peak score and severity), not a new alert.
+* **Deduplication**: a finding on a twin that already has an unresolved alert about the same
+  leading channel is a *repeat* of it (`AlertRepeated` bumps its count, peak score and severity),
+  not a new alert, whichever detector found it: the detector and a check beside it (the
+  learned-range check) seeing one drifting sensor is one condition for a person to look at.
 * **Severity** grows with how far the peak score exceeds the alarm level, in units of the
   level's distance from the normal median: below 2× *warning*, from 2× *major*, from 4× *critical*.
 
@@ -115,9 +116,9 @@ class Alert:
     reason: str = ""
 
     @property
-    def fingerprint(self) -> tuple[str, str, str]:
-        """What deduplication compares: twin, detector and the leading channel."""
-        return (self.twin_id, self.detector, self.channels[0] if self.channels else "")
+    def fingerprint(self) -> tuple[str, str]:
+        """What deduplication compares: the twin and the leading channel."""
+        return (self.twin_id, self.channels[0] if self.channels else "")
 
 
 def _more_severe(a: str, b: str) -> Severity:

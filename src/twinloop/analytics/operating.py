@@ -63,9 +63,15 @@ class OperatingGate:
         return on & (ts - run_start >= int(self.settle_s * 1e9))
 
 
-def parse_gates(spec: Mapping[str, str]) -> dict[str, OperatingGate]:
-    """Gates per asset type from settings, e.g. ``{"Pump": "speed > 100 for 10m"}``."""
-    return {type_id: OperatingGate.parse(text) for type_id, text in spec.items()}
+def parse_gates(spec: Mapping[str, str | None]) -> dict[str, OperatingGate | None]:
+    """Gates per asset type from settings, e.g. ``{"Pump": "speed > 100 for 10m"}``; an empty text,
+    ``off`` or None means the type has none (judged whenever it reports).
+
+    >>> parse_gates({"Pump": "speed > 100", "Tank": "off"})["Tank"] is None
+    True
+    """
+    return {type_id: None if not text or str(text).strip().lower() in ("off", "none") else
+            OperatingGate.parse(str(text)) for type_id, text in spec.items()}
 
 
 __all__ = ["OperatingGate", "parse_gates"]

@@ -69,6 +69,19 @@ class QuantileThreshold:
         self.release_ = self.level_ - self.hysteresis * (self.level_ - self.median_)
         return self
 
+    def at(self, level: float, median: float = 0.0) -> QuantileThreshold:
+        """Set the level directly, for a score that means something by itself (spreads outside a
+        learned range); ``median`` is the score of typical operation. Returns self.
+
+        >>> QuantileThreshold(hysteresis=0.5).at(3.0).release_
+        1.5
+        """
+        if not level > median:
+            raise ValidationError(f"the alarm level ({level}) must lie above the typical score ({median})")
+        self.median_, self.level_ = float(median), float(level)
+        self.release_ = self.level_ - self.hysteresis * (self.level_ - self.median_)
+        return self
+
     def apply(self, scores: np.ndarray, state: AlarmState | None = None) -> tuple[np.ndarray, AlarmState]:
         """The alarm for each row of ``scores`` and the state to pass with the next batch."""
         if not hasattr(self, "level_"):

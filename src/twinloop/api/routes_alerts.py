@@ -90,6 +90,42 @@ def list_alerts(
     return [AlertPublic.of(a) for a in alerts.list(state, twin_id, severity)[:limit]]
 
 
+class LearningPublic(BaseModel):
+    twin_id: str
+    type_id: str
+    learned: bool
+    reason: str = Field(description="'learned', or why the twin still waits (collecting, not operating …)")
+    learned_from: str | None = None
+    learned_until: str | None = None
+    evaluated_until: str | None = Field(None, description="plant time up to which readings are judged")
+
+
+class MonitorPublic(BaseModel):
+    running: bool = Field(description="whether the live alert monitor runs (it does while ingesting)")
+    lag_s: float | None = Field(
+        None, description="plant seconds between the newest reading ingested and the oldest point a "
+                          "learned twin has been judged up to; null before anything is learned")
+    last_pass_s: float | None = Field(None, description="wall seconds the last pass took")
+    twins: list[LearningPublic] = Field(default_factory=list)
+
+
+@router.get("/monitor", response_model=MonitorPublic, summary="How far the live alert monitor has got")
+def monitor_status(request: Request, _: Reader) -> MonitorPublic:
+    monitor = getattr(request.app.state.runtime, "monitor", None)
+    if monitor is None:
+        return MonitorPublic(running=False)
+
+    def iso(ns: int | None) -> str | None:
+        return ns_to_datetime(ns).isoformat() if ns is not None else None
+
+    twins = [LearningPublic(twin_id=s.twin_id, type_id=s.type_id, learned=s.learned, reason=s.reason,
+                            learned_from=iso(s.window[0]) if s.window else None,
+                            learned_until=iso(s.window[1]) if s.window else None,
+                            evaluated_until=iso(s.evaluated_ns))
+             for s in monitor.progress()]
+    return MonitorPublic(running=True, lag_s=monitor.lag_s(), last_pass_s=monitor.last_pass_s, twins=twins)
+
+
 @router.get("/{alert_id}", response_model=AlertPublic, summary="One alert")
 def get_alert(alert_id: str, alerts: Alerts, _: Reader) -> AlertPublic:
     return AlertPublic.of(alerts.get(alert_id))
@@ -108,4 +144,4 @@ def resolve_alert(
     return AlertPublic.of(alerts.resolve(alert_id, actor=principal.actor, reason=reason))
 
 
-__all__ = ["AlertPublic", "get_alerts", "router"]
+__all__ = ["AlertPublic", "LearningPublic", "MonitorPublic", "get_alerts", "router"]

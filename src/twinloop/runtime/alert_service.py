@@ -5,14 +5,17 @@ duplicate), acknowledging and resolving append their events, and the current ale
 from those events (`twinloop.analytics.alerts.materialize`), incrementally by sequence number, so
 several processes over one store agree. Every change is audited and published on the bus.
 
-Detectors are chosen per asset type (`detector_for_type` with ``specs``), learned per twin from
-a period of normal history, and kept in memory with their calibrated threshold and alarm state.
+Each asset type says how it is watched in its ``analytics: {alerts: …}`` declaration (`AlertSpec`:
+detector, operating gate, learning period, threshold); ``specs``, ``gates`` and ``threshold`` given
+here (from settings) go over it. Detectors are learned per twin from a period of normal history
+and kept in memory with their calibrated threshold and alarm state.
 `evaluate` scores the history since the last evaluation (with enough earlier rows for the
 detector's trailing features), so a stream checked every few seconds sees each episode once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from twinloop.analytics.alert_spec import AlertSpec
 from twinloop.analytics.alerts import (
     ALERT_EVENT_KINDS,
     Alert,
@@ -33,7 +37,8 @@ from twinloop.analytics.alerts import (
     materialize,
     new_alert_id,
 )
-from twinloop.analytics.anomaly import ChannelFrame, Detector, crossval_scores, detector_for_type
+from twinloop.analytics.anomaly import ChannelFrame, Detector, build_detector, calibration_scores
+from twinloop.analytics.anomaly.registry import DEFAULT_SPEC
 from twinloop.analytics.operating import OperatingGate
 from twinloop.analytics.thresholds import AlarmState, QuantileThreshold
 from twinloop.core.clock import Clock
@@ -53,8 +58,18 @@ DEFAULT_THRESHOLD: dict[str, Any] = {
 
 
 @dataclass
+class Check:
+    """A detector beside the main one with a level of its own (the learned-range check), and its
+    alarm state: it raises its own alerts."""
+
+    detector: Detector
+    threshold: QuantileThreshold
+    state: AlarmState = field(default_factory=AlarmState)
+
+
+@dataclass
 class TwinModel:
-    """A twin's learned detector, its threshold, and where evaluation has got to."""
+    """A twin's learned detector, its threshold, its checks, and where evaluation has got to."""
 
     detector: Detector
     threshold: QuantileThreshold
@@ -62,6 +77,13 @@ class TwinModel:
     period_ns: int | None
     state: AlarmState = field(default_factory=AlarmState)
     cursor_ns: int | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def history_rows(self) -> int:
+        """Rows before the first judged one that every detector's score needs."""
+        detectors = (self.detector, *(c.detector for c in self.checks))
+        return max(int(getattr(d, "history_rows", 0)) for d in detectors)
 
 
 class AlertService:
@@ -75,15 +97,16 @@ class AlertService:
         clock: Clock,
         specs: Mapping[str, Any] | None = None,
         threshold: Mapping[str, Any] | None = None,
-        gates: Mapping[str, OperatingGate] | None = None,
+        gates: Mapping[str, OperatingGate | None] | None = None,
     ) -> None:
         self._store = store
         self._twins = twins
         self._bus = bus
         self._clock = clock
         self._specs = dict(specs or {})
-        self._threshold = dict(threshold or DEFAULT_THRESHOLD)
+        self._threshold = dict(threshold or {})
         self._gates = dict(gates or {})
+        self._spec_cache: dict[str, AlertSpec | None] = {}
         self._lock = threading.RLock()
         self._alerts: dict[str, Alert] = {}
         self._seq = 0
@@ -128,7 +151,7 @@ class AlertService:
         """Raise an alert for a finding, or count it as a repeat of the matching unresolved one."""
         with self._lock:
             self._twins.get(finding.twin_id)
-            key = (finding.twin_id, finding.detector, finding.channels[0] if finding.channels else "")
+            key = (finding.twin_id, finding.channels[0] if finding.channels else "")
             active = self.list(state="active", twin_id=finding.twin_id)
             match = next((a for a in active if a.fingerprint == key), None)
             now = self._clock.now_ns()
@@ -216,10 +239,19 @@ class AlertService:
         if len(frame) == 0:
             raise ValidationError(f"no readings of {twin_id} to learn from",
                                   hint="record normal operation first, or widen the period")
-        detector = detector_for_type(twin.type_id, self._specs).learn(frame)
-        threshold = QuantileThreshold(**self._threshold).calibrate(crossval_scores(detector, frame))
+        spec = self.spec(twin.type_id) or AlertSpec()
+        detector = build_detector(spec.detector or DEFAULT_SPEC).learn(frame)
+        threshold = QuantileThreshold(**{**DEFAULT_THRESHOLD, **spec.threshold}).calibrate(
+            calibration_scores(detector, frame))
+        checks = []
+        for name, params in spec.checks.items():
+            check = build_detector({"detector": name, **(params or {})}).learn(frame)
+            level = getattr(check, "level", None)  # a check whose score means something by itself
+            limit = QuantileThreshold(**{**DEFAULT_THRESHOLD, **spec.threshold})
+            checks.append(Check(check, limit.at(float(level)) if level is not None else
+                                limit.calibrate(calibration_scores(check, frame))))
         cursor = int(frame.ts_ns[-1]) if resume_ns is None else int(resume_ns)
-        model = TwinModel(detector, threshold, frame.channels, period_ns, cursor_ns=cursor)
+        model = TwinModel(detector, threshold, frame.channels, period_ns, cursor_ns=cursor, checks=checks)
         with self._lock:
             self._models[twin_id] = model
         return model
@@ -232,7 +264,7 @@ class AlertService:
         if model is None:
             raise ConflictError(f"no detector has learned {twin_id} yet",
                                 hint="learn normal operation first (AlertService.learn)")
-        history = int(getattr(model.detector, "history_rows", 0))
+        history = model.history_rows
         gate = self._gate(self._twins.get(twin_id).type_id)
         if frame is None:
             start = None
@@ -249,21 +281,82 @@ class AlertService:
             if len(frame) and (model.cursor_ns is None or int(frame.ts_ns[-1]) > model.cursor_ns):
                 model.cursor_ns = int(frame.ts_ns[-1])
             return []
-        scores, attributions = model.detector.score(frame)
         rows = np.flatnonzero(new)
-        was_on = model.state.on
-        mask, model.state = model.threshold.apply(scores[rows], model.state)
+        found, model.state = self._judge(twin_id, model.detector, model.threshold, model.state, frame, rows)
+        for check in model.checks:
+            more, check.state = self._judge(twin_id, check.detector, check.threshold, check.state,
+                                            frame, rows)
+            found += more
         model.cursor_ns = int(frame.ts_ns[-1])
-        found = findings(twin_id, model.detector.name, frame.ts_ns[rows], scores[rows],
-                         attributions[rows], mask, frame.channels, model.threshold.level_,
-                         model.threshold.median_)
+        touched = {}  # one condition found by two detectors is one alert, raised then repeated
+        for f in sorted(found, key=lambda f: f.start_ns):
+            alert = self.raise_finding(f)
+            touched[alert.alert_id] = alert
+        return list(touched.values())
+
+    @staticmethod
+    def _judge(twin_id: str, detector: Detector, threshold: QuantileThreshold, state: AlarmState,
+               frame: ChannelFrame, rows: np.ndarray) -> tuple[list[Finding], AlarmState]:
+        """The episodes one detector finds in ``rows`` of ``frame``, and its alarm state after them."""
+        scores, attributions = detector.score(frame)
+        was_on = state.on
+        mask, state = threshold.apply(scores[rows], state)
+        found = findings(twin_id, detector.name, frame.ts_ns[rows], scores[rows], attributions[rows], mask,
+                         frame.channels, threshold.level_, threshold.median_)
         if was_on and found and found[0].start_ns == int(frame.ts_ns[rows[0]]):
             found = found[1:]  # the episode already alerted on continues
-        return [self.raise_finding(f) for f in found]
+        return found, state
+
+    def model(self, twin_id: str) -> TwinModel | None:
+        """The learned model of a twin (None before it is learned)."""
+        return self._models.get(twin_id)
+
+    def adopt(self, twin_id: str, model: TwinModel) -> None:
+        """Take a model learned earlier (kept as an artifact) instead of learning the twin again."""
+        self._twins.get(twin_id)
+        with self._lock:
+            self._models[twin_id] = model
+
+    def spec(self, type_id: str) -> AlertSpec | None:
+        """How twins of ``type_id`` are watched: the nearest ``alerts`` declaration in its lineage with
+        the settings' overrides on top; None when neither declares anything for it."""
+        if type_id in self._spec_cache:
+            return self._spec_cache[type_id]
+        lineage = self._twins.registry.lineage(type_id)
+        found = self._twins.registry.analytics(type_id, "alerts")
+        declared = AlertSpec.parse(found[1], f"{found[0]}.analytics.alerts") if found else None
+        gate_over = next((t for t in lineage if t in self._gates), None)
+        detector_over = self._specs.get(type_id) or self._specs.get("default")
+        spec = declared
+        if spec is None and (gate_over or detector_over or self._threshold):
+            spec = AlertSpec()
+        if spec is not None:
+            spec = dataclasses.replace(
+                spec,
+                gate=self._gates[gate_over] if gate_over is not None else spec.gate,
+                detector=detector_over if detector_over else spec.detector,
+                threshold={**spec.threshold, **self._threshold},
+            )
+        self._spec_cache[type_id] = spec
+        return spec
 
     def _gate(self, type_id: str) -> OperatingGate | None:
-        """The operating gate of a type, or of the nearest type it extends."""
-        return next((self._gates[t] for t in self._twins.registry.lineage(type_id) if t in self._gates), None)
+        """The operating gate of a type (declared, or the settings' for it or a type it extends)."""
+        spec = self.spec(type_id)
+        return spec.gate if spec is not None else None
+
+    def operating_since(self, twin_id: str, start_ns: int, end_ns: int, period_ns: int) -> int | None:
+        """The first settled operating row of a twin in ``[start, end)`` (None: not operating in it;
+        without a gate, the first row)."""
+        twin = self._twins.get(twin_id)
+        gate = self._gate(twin.type_id)
+        channels = [gate.channel] if gate is not None else None
+        frame = self._frame(twin_id, channels or [c for c, _ in
+                                                  self._twins.registry.component_channels(twin.type_id)],
+                            start_ns, end_ns, period_ns)
+        on = self._operating(gate, frame) if gate is not None else np.isfinite(frame.values).any(axis=1)
+        rows = np.flatnonzero(on)
+        return int(frame.ts_ns[rows[0]]) if len(rows) else None
 
     @staticmethod
     def _operating(gate: OperatingGate, frame: ChannelFrame) -> np.ndarray:
@@ -291,4 +384,4 @@ class AlertService:
         self._bus.publish([event])
 
 
-__all__ = ["DEFAULT_THRESHOLD", "SYSTEM_ACTOR", "AlertService", "TwinModel"]
+__all__ = ["DEFAULT_THRESHOLD", "SYSTEM_ACTOR", "AlertService", "Check", "TwinModel"]

@@ -91,16 +91,21 @@ class Settings(BaseSettings):
     ingest_batch_ms: float = Field(10.0, gt=0, description="a micro-batch waits at most this long")
     ingest_queue: int = Field(50_000, ge=1, description="messages queued before sources wait")
     events_interval_s: float = Field(1.0, gt=0, description="ReadingsApplied per twin at most this often")
-    alerts_types: list[str] = Field(
-        default_factory=lambda: ["Pump"], description="asset types watched for anomalies while ingesting"
+    alerts_types: list[str] | None = Field(
+        None, description="asset types watched for anomalies while ingesting; default: every type "
+                          "that declares analytics: {alerts: …}; [] watches none"
     )
     alerts_operating: dict[str, str] = Field(
-        default_factory=lambda: {"Pump": "speed > 100 for 10m"},
-        description="per asset type, when a twin counts as operating: only then is it learned and "
-                    "judged (a stopped standby pump just follows the weather)",
+        default_factory=dict,
+        description="per asset type, over its declared alerts.operating: when a twin counts as "
+                    "operating (only then is it learned and judged); 'off' for never gated",
     )
-    alerts_learn_s: float = Field(7200.0, gt=0, description="readings-time learned as normal per twin")
-    alerts_period_s: float = Field(10.0, gt=0, description="detectors see readings on this grid")
+    alerts_learn_s: float | None = Field(
+        None, gt=0, description="readings-time learned as normal per twin, over each type's alerts.learn"
+    )
+    alerts_period_s: float | None = Field(
+        None, gt=0, description="detectors see readings on this grid, over each type's alerts.period"
+    )
     alerts_interval_s: float = Field(5.0, gt=0, description="wall seconds between alert passes")
     ingest_max_future_s: float = Field(
         300.0, gt=0, description="readings stamped further ahead of the clock than this are rejected "

@@ -177,10 +177,11 @@ class Runtime:
         self.ingestion = ingestion
         if ingestion.pipeline is not None:
             ingestion.pipeline.on_commit(self._after_commit)
-            if self.alerts is not None and self.settings.alerts_types:
-                s = self.settings
+            if self.alerts is not None and self.settings.alerts_types != []:
+                s = self.settings  # types, learning period and grid: as declared, unless set here
                 self.monitor = AlertMonitor(self.alerts, self.store, self.twins, s.alerts_types,
-                                            s.alerts_learn_s, s.alerts_period_s, s.alerts_interval_s)
+                                            s.alerts_learn_s, s.alerts_period_s, s.alerts_interval_s,
+                                            artifacts=self.artifacts)
                 self.monitor.start()
                 if self.retrain is not None:  # drift -> guarded retraining, for types that ask
                     self.drift_watch = DriftWatch(self.retrain, self.alerts, self.store, self.twins)

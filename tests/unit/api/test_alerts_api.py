@@ -60,3 +60,16 @@ def test_roles_and_bad_requests_get_4xx_with_a_message(client, as_role):
     client.post(f"/alerts/{alert_id}/resolve", headers=operator)
     r = client.post(f"/alerts/{alert_id}/ack", headers=operator)
     assert r.status_code == 409 and "resolved" in r.json()["message"]
+
+
+def test_the_monitor_route_says_how_far_learning_and_evaluation_have_got(client, rt, as_role):
+    from twinloop.runtime.alert_monitor import AlertMonitor
+
+    viewer = as_role("viewer")
+    assert client.get("/alerts/monitor", headers=viewer).json()["running"] is False
+    rt.monitor = AlertMonitor(rt.alerts, rt.store, rt.twins)
+    body = client.get("/alerts/monitor", headers=viewer).json()
+    assert body["running"] is True and body["lag_s"] is None  # nothing learned yet
+    pumps = {t["twin_id"]: t for t in body["twins"]}
+    assert "pump-C3" in pumps and not pumps["pump-C3"]["learned"]
+    assert pumps["pump-C3"]["reason"] == "waiting for readings"

@@ -4,7 +4,14 @@ Every detector implements `Detector` (``learn``, ``score``, ``clone``) and passe
 `twinloop.analytics.anomaly.checks`. Build one by name with `build_detector`.
 """
 
-from twinloop.analytics.anomaly.base import BaseDetector, Detector, crossval_scores, holdout_scores, shares
+from twinloop.analytics.anomaly.base import (
+    BaseDetector,
+    Detector,
+    calibration_scores,
+    crossval_scores,
+    holdout_scores,
+    shares,
+)
 from twinloop.analytics.anomaly.frame import ChannelFrame, as_frame
 from twinloop.analytics.anomaly.registry import DEFAULT_SPEC, DETECTORS, build_detector, detector_for_type
 
@@ -16,6 +23,7 @@ __all__ = [
     "Detector",
     "as_frame",
     "build_detector",
+    "calibration_scores",
     "crossval_scores",
     "detector_for_type",
     "holdout_scores",

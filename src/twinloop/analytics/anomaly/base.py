@@ -259,6 +259,15 @@ def crossval_scores(detector: Detector, data: FrameLike, folds: int = 4) -> np.n
     return np.concatenate(out)
 
 
+def calibration_scores(detector: Detector, data: FrameLike, folds: int = 4) -> np.ndarray:
+    """Out-of-sample scores of ``data`` for calibrating a threshold: those a learned detector kept from
+    its own learning (``oos_scores_``, an ensemble's), else `crossval_scores`."""
+    kept = getattr(detector, "oos_scores_", None)
+    if kept is not None and len(kept) == len(as_frame(data)):
+        return np.asarray(kept, dtype=np.float64)
+    return crossval_scores(detector, data, folds)
+
+
 def holdout_scores(detector: Detector, data: FrameLike, fraction: float = 0.25) -> np.ndarray:
     """Scores of the last ``fraction`` of ``data`` from a clone learned on the rest.
 
@@ -275,5 +284,5 @@ def holdout_scores(detector: Detector, data: FrameLike, fraction: float = 0.25) 
 
 __all__ = [
     "DIFF_LAG", "MIN_ROWS", "SLOW_BLOCK", "BaseDetector", "ChannelFrame", "Detector", "align",
-    "crossval_scores", "holdout_scores", "shares", "trailing_mean",
+    "calibration_scores", "crossval_scores", "holdout_scores", "shares", "trailing_mean",
 ]

@@ -82,14 +82,17 @@ class EnsembleDetector(BaseDetector):
             raise ValidationError(f"weights name unknown members {sorted(unknown)}")
         frame = as_frame(data)
         self.learned_ = {k: d.clone().learn(frame) for k, d in self.members.items()}
-        self.calibration_ = {
-            k: np.sort(crossval_scores(d, frame, self.folds)) for k, d in self.members.items()
-        }
+        held_out = {k: crossval_scores(d, frame, self.folds) for k, d in self.members.items()}
+        self.calibration_ = {k: np.sort(s) for k, s in held_out.items()}
         w = np.array([float((self.weights or {}).get(k, 1.0)) for k in self.members])
         if (w < 0).any() or w.sum() <= 0:
             raise ValidationError("ensemble weights must be non-negative and not all zero")
         self.weight_ = w / w.sum()
         self.channels_ = frame.channels
+        # the ensemble's own out-of-sample scores, from its members' (what a threshold calibrates
+        # on): cross-validating the whole ensemble again would learn every member folds² times more
+        parts = np.array([self._normalized(k, held_out[k]) for k in self.members])
+        self.oos_scores_ = self.weight_ @ parts if self.combine == "mean" else parts.max(axis=0)
         return self
 
     def _normalized(self, name: str, s: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from twinloop.analytics.anomaly.autoencoder import AutoencoderDetector
 from twinloop.analytics.anomaly.base import BaseDetector, Detector
 from twinloop.analytics.anomaly.ensemble import EnsembleDetector
 from twinloop.analytics.anomaly.forest import IsolationForestDetector
+from twinloop.analytics.anomaly.limits import LimitsDetector
 from twinloop.analytics.anomaly.mset import MsetDetector
 from twinloop.analytics.anomaly.pca import PcaDetector
 from twinloop.analytics.anomaly.quality import MissingDataDetector
@@ -37,6 +38,7 @@ DETECTORS: dict[str, type[BaseDetector]] = {
         HalfSpaceTreesDetector,
         ResidualDetector,
         MissingDataDetector,
+        LimitsDetector,
     )
 }
 
