@@ -118,6 +118,10 @@ def test_filter_health_from_the_runtime_overrides_the_nis_check(clock) -> None:
         assert _rul_events(rt, "pump-A1")[-1].basis == "estimator", "NIS alone looks fine"
         e = told.update("pump-A1")
         assert e.basis == "sensors" and "NIS out of band" in e.reason
+        early = RulService(rt.store, rt.twins, rt.bus, clock,
+                           health=lambda t: {"consistent": None, "reason": "judged after 120 steps"})
+        e = early.update("pump-A1")
+        assert e.basis == "sensors" and "not trusted yet" in e.reason and "120 steps" in e.reason
 
 
 def test_a_skipped_twin_is_logged_once_and_says_why(rt, clock, caplog) -> None:
