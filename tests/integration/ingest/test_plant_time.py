@@ -150,3 +150,37 @@ async def test_the_opcua_clock_gives_ingest_the_plants_time() -> None:
         runner.stop()
         await run
         await server.stop()
+
+
+@pytest.mark.service
+async def test_a_restarted_serve_takes_its_sessions_backlog_by_the_plants_clock(tmp_path: Path) -> None:
+    """The persistent session's backlog arrives before the retained clock is sent again: it is judged
+    by the plant's clock all the same (within a batch, or waiting for it: see test_clock.py)."""
+    need_service(MosquittoBroker.available(), "mosquitto (apt-get install mosquitto)")
+    with MosquittoBroker() as broker:
+        sim = Simulator("--mqtt", broker.url, "--speed", "60", "--qos", "1")
+        try:
+            await eventually(lambda: sim.said("simulating pump-station"), 180, "the simulator to start")
+            settings = load_settings(data_dir=tmp_path, plant=example_plant_path(), mqtt_url=broker.url)
+            with Runtime.open(settings, bootstrap=True) as rt:
+                await rt.start()
+                try:
+                    assert rt.ingestion is not None and await rt.ingestion.wait_connected(60)
+                    assert rt.ingestion.pipeline is not None
+                    first = rt.ingestion.pipeline.stats
+                    await eventually(lambda: first.readings > 5_000, 120, "readings before the restart")
+                finally:
+                    await rt.stop()
+            with Runtime.open(settings) as rt:  # the same store and client id: the session resumes
+                await rt.start()
+                try:
+                    assert rt.ingestion is not None and await rt.ingestion.wait_connected(60)
+                    assert rt.ingestion.pipeline is not None
+                    stats = rt.ingestion.pipeline.stats
+                    await eventually(lambda: stats.readings > 20_000, 120, "readings after the restart")
+                    assert stats.rejected <= 0.01 * stats.readings, f"{stats.rejected} of {stats.readings}"
+                    assert rt.connections.get("mqtt").status == "connected"
+                finally:
+                    await rt.stop()
+        finally:
+            sim.stop()
