@@ -4,7 +4,8 @@
 The figures themselves are computed by the pure functions of `twinloop.bench.live_twin`; this
 module only turns stored events and readings into the plain data they take:
 
-* alerts: `AlertRaised` events, placed in plant time at the wall clock they were raised;
+* alerts: `AlertRaised` events, placed in plant time at the wall clock they were raised (and, for
+  ``detected_by_data_time``, at the plant time their data began, ``started_ns``);
 * RUL: `RulUpdated` events (``mean`` hours, ``p_fail["72h"]`` or, where the service does not serve
   it, P(RUL ≤ 72 h) from the stored quantiles, ``as_of_ns``);
 * filter health: ``est.nis`` per twin-step, its degrees of freedom being the number of
@@ -124,12 +125,13 @@ def ingest_totals(path: Path) -> dict[str, Any]:
     return last
 
 
-def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str] = frozenset()
-              ) -> tuple[Score, dict[str, Any]]:
+def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str] = frozenset(),
+              judged_from_s: float = 0.0) -> tuple[Score, dict[str, Any]]:
     """The score of one plant's run, and details for the report (alerts per twin, RUL counts …).
 
     ``silent``: ids of faults the schedule left without any observable effect (kept out of the
-    detection share, listed in the details).
+    detection share, listed in the details). ``judged_from_s``: plant time from which twins are
+    judged (the end of learning); fault-free twin-hours count from there.
     """
     import twinloop.analytics.alerts  # noqa: F401 - registers AlertRaised for decoding
     import twinloop.runtime.rul_service  # noqa: F401 - registers RulUpdated for decoding
@@ -137,8 +139,12 @@ def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str
     store = open_store(store_url)
     try:
         type_of = {t.id: t.type_id for t in store.list_twins()}
-        alerts = [(str(_field(e, "twin_id")), float(truth.plant_s_at_wall(_field(e, "ts_ns"))))
-                  for e in _events(store, "AlertRaised")]
+        raised = _events(store, "AlertRaised")
+        alerts, by_data = [], []
+        for e in raised:
+            twin = str(_field(e, "twin_id"))
+            alerts.append((twin, float(truth.plant_s_at_wall(_field(e, "ts_ns")))))
+            by_data.append((twin, float(truth.plant_s(_field(e, "started_ns", 0)))))
         forecasts = [Forecast(str(_field(e, "twin_id")), float(truth.plant_s_at_wall(_field(e, "ts_ns"))),
                               float(truth.plant_s(_field(e, "as_of_ns", 0))),
                               float(_field(e, "mean", np.nan)), _p72(e))
@@ -146,9 +152,11 @@ def score_run(store_url: str, truth: Truth, lag_log: Path, silent: frozenset[str
         quiet = fault_free(truth, type_of)
         score = Score(lags_s=lag_samples(lag_log))
         score.detections = [d for d in detections(truth, alerts) if d.fault.id not in silent]
+        score.detections_by_data = [d for d in detections(truth, by_data) if d.fault.id not in silent]
         score.alerts = len(alerts)
         score.false_alerts = sum(1 for twin, _ in alerts if twin in set(quiet))
-        score.quiet_twin_h = len(quiet) * truth.hours
+        judged_h = max(truth.t_end_s - max(judged_from_s, truth.t0_s), 0.0) / 3600.0
+        score.quiet_twin_h = len(quiet) * judged_h
         keys = truth_keys(truth)
         for twin in truth.devices:
             if twin not in type_of:

@@ -350,6 +350,9 @@ class Score:
     """What one run (or several, `pooled`) gave, kept as sums and lists so runs can be pooled."""
 
     detections: list[Detection] = field(default_factory=list)
+    #: The same faults judged by when the alerts' data began rather than when they were raised:
+    #: what a runtime that kept up would have caught (the gap between the two is lag).
+    detections_by_data: list[Detection] = field(default_factory=list)
     alerts: int = 0
     false_alerts: int = 0
     quiet_twin_h: float = 0.0
@@ -369,6 +372,7 @@ class Score:
         out = cls()
         for s in scores:
             out.detections += s.detections
+            out.detections_by_data += s.detections_by_data
             out.alerts += s.alerts
             out.false_alerts += s.false_alerts
             out.quiet_twin_h += s.quiet_twin_h
@@ -403,6 +407,8 @@ class Score:
             "faults": len(det),
             "detected_before_failure": (sum(d.detected for d in det) / len(det)) if det else None,
             "detected_by_kind": {k: f"{n}/{m}" for k, (n, m) in sorted(by_kind.items())},
+            "detected_by_data_time": (sum(d.detected for d in self.detections_by_data)
+                                      / len(self.detections_by_data)) if self.detections_by_data else None,
             "detect_delay_p50_h": percentile(delays, 50),
             "false_alerts_per_100_twin_h": (100.0 * self.false_alerts / self.quiet_twin_h
                                             if self.quiet_twin_h > 0 else None),

@@ -182,7 +182,9 @@ def test_a_degrading_unit_still_alive_when_the_run_ends_is_censored_not_called_a
 
 def test_pooled_figures_weigh_every_twin_step_and_forecast_of_every_run():
     truth = _run()
-    a = Score(detections=detections(truth, [("pump-B1", 9 * 3600.0)]), alerts=2, false_alerts=1,
+    # the bearing alert was raised after the failure, but its data began at 5 h: found by data time only
+    a = Score(detections=detections(truth, [("pump-B1", 9 * 3600.0)]),
+              detections_by_data=detections(truth, [("pump-A1", 5 * 3600.0)]), alerts=2, false_alerts=1,
               quiet_twin_h=100.0, nis_in_band=9, nis_steps=10, wear_sse=0.04, wear_sse_constant=0.16,
               wear_n=4,
               rul_errors={0.9: [0.1]}, p72=[0.9], y72=[1.0], lags_s=[1.0, 2.0])
@@ -190,6 +192,7 @@ def test_pooled_figures_weigh_every_twin_step_and_forecast_of_every_run():
               rul_errors={0.9: [0.3]}, p72=[0.2], y72=[0.0], lags_s=[50.0])
     f = Score.pooled([a, b]).figures()
     assert f["faults"] == 3 and f["detected_before_failure"] == pytest.approx(1 / 3)
+    assert f["detected_by_data_time"] == pytest.approx(1 / 3)
     assert f["detected_by_kind"] == {"bearing_wear": "0/1", "comm_loss": "1/1", "drift": "0/1"}
     assert f["false_alerts_per_100_twin_h"] == pytest.approx(0.5) and f["alerts"] == 5
     assert f["nis_consistent_share"] == pytest.approx(0.5)
@@ -201,4 +204,5 @@ def test_pooled_figures_weigh_every_twin_step_and_forecast_of_every_run():
     assert f["lag_p99_s"] == pytest.approx(percentile([1.0, 2.0, 50.0], 99))
     empty = Score().figures()
     assert empty["faults"] == 0 and empty["detected_before_failure"] is None and empty["lag_p99_s"] is None
+    assert empty["detected_by_data_time"] is None
     assert all(v is None for v in empty["ratio"].values()) and not math.isnan(empty["quiet_twin_h"])
