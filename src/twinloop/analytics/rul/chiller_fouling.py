@@ -1,7 +1,9 @@
 """RUL of a live chiller's condenser: time until fouling costs `degraded_cop_loss` of its COP.
 
 `ChillerFoulingPrognoser` (registered as ``chiller-fouling-physics``) runs the `PhysicsPrognoser`
-on the `ChillerModel` for all chillers handed to it at once. The fouling ``F`` is read off each
+on the `ChillerModel` for all chillers handed to it at once. While the live estimator's fouling
+(``est.condenser.fouling`` ± std, its rate as the unit's ``fouling_rate``) is consistent
+(`live.estimator_unusable`), it is the starting state; otherwise the fouling ``F`` is read off each
 bucket of measured COP by inverting the model's COP equation at that bucket's load, supply
 temperature and the outdoor temperature of the building the chiller belongs to (``partOf``;
 handed over by the runtime as ``partOf.outdoor_temperature``). Fouling grows linearly while the
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from twinloop.analytics.rul.distribution import RulDistribution
-from twinloop.analytics.rul.live import TwinInputs, bucket_columns
+from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable
 from twinloop.analytics.rul.physics import LoadForecast, PhysicsPrognoser, StateEstimate
 from twinloop.analytics.rul.pump_bearing import WearTrend, rate_update
 from twinloop.core.errors import TwinloopError, ValidationError
@@ -28,6 +30,9 @@ from twinloop.physics.model import default_parameters, index
 
 OUTDOOR = "partOf.outdoor_temperature"
 CHANNELS = ("cop", "cooling_load", "chilled_water_supply_temperature", OUTDOOR)
+EST = "est.condenser.fouling"
+EST_CHANNELS = (EST, f"{EST}_std", "est.condenser.fouling_rate", "est.condenser.fouling_rate_std",
+                "est.nis", "est.consistent")
 MIN_LOAD_KW = 5.0
 MAX_REGIMES = 48
 KELVIN = 273.15
@@ -41,15 +46,16 @@ class ChillerFoulingPrognoser:
 
     def __init__(self, n_samples: int = 300, rate_spread: float = 0.3,
                  trend_h: Sequence[float] = (6.0, 24.0, 96.0), load_h: float = 96.0,
-                 bucket_s: float = 900.0, seed: int = 0) -> None:
+                 bucket_s: float = 900.0, nis_limit: float = 30.0, seed: int = 0) -> None:
         self.n_samples = n_samples
         self.rate_spread = rate_spread
         self.trend_h = trend_h
         self.load_h = load_h
         self.bucket_s = bucket_s
+        self.nis_limit = nis_limit
         self.seed = seed
-        self.channels = CHANNELS
-        self.history_channels = CHANNELS
+        self.channels = (*CHANNELS, *EST_CHANNELS)
+        self.history_channels = (*CHANNELS, EST, "est.nis")
         self.bucket_ns: int | None = int(bucket_s * 1e9)
         self.history_h = max(*trend_h, load_h)
         self._model = ChillerModel()
@@ -72,6 +78,8 @@ class ChillerFoulingPrognoser:
         return np.where((load > MIN_LOAD_KW) & (cop > 0) & np.isfinite(f), np.maximum(f, 0.0), np.nan)
 
     def state_of(self, latest: Mapping[str, float]) -> tuple[float, float] | None:
+        if EST in latest:
+            return float(latest[EST]), max(float(latest.get(f"{EST}_std", 0.0)), 0.01)
         if any(c not in latest for c in CHANNELS):
             return None
         f = self.fouling(*(np.array([latest[c]]) for c in ("cop", "cooling_load",
@@ -105,7 +113,7 @@ class ChillerFoulingPrognoser:
         return [o for o in out if o is not None]
 
     def _state(self, twin: TwinInputs) -> tuple[StateEstimate, str]:
-        history = bucket_columns(twin.history, CHANNELS)
+        history = bucket_columns(twin.history, self.history_channels)
         if any(c not in history for c in CHANNELS):
             missing = [c for c in CHANNELS if c not in history]
             raise ValidationError(f"no history of {missing}",
@@ -119,16 +127,32 @@ class ChillerFoulingPrognoser:
                                   hint="RUL is updated while it runs")
         mean, sd = float(np.median(recent)), float(max(np.std(recent), 0.02))
         p = self._p.copy()
-        trends = [t for t in (self._trend(history["_t_h"], f, load, h) for h in sorted(self.trend_h))
+        col = index(self._model.parameters, "fouling_rate")
+        prior_sd, basis = self.rate_spread, "sensors"
+        why_not = estimator_unusable(twin, history, EST, self.nis_limit)
+        latest = twin.latest
+        if why_not is None:
+            mean, sd = float(latest[EST]), max(float(latest.get(f"{EST}_std", 0.0)), 0.01)
+            rate = float(latest.get("est.condenser.fouling_rate", p[col]))
+            if rate > 0 and np.isfinite(rate):
+                p[col] = rate
+                prior_sd = float(np.clip(float(latest.get("est.condenser.fouling_rate_std", 0.0)) / rate,
+                                         0.02, 1.5))
+            basis, f = "estimator", history.get(EST, f)
+        elif why_not:
+            basis = f"sensors: {why_not}"
+        trends = [t for t in (self._trend(history["_t_h"], f, load, h, p[col]) for h in sorted(self.trend_h))
                   if t is not None]
-        accel, rate_sd, faulted = rate_update(trends, self.rate_spread)
-        p[index(self._model.parameters, "fouling_rate")] *= accel
+        accel, rate_sd, faulted = rate_update(trends, prior_sd)
+        p[col] *= accel
         state = StateEstimate(np.array([mean]), np.array([[sd**2]]), p, self._load(history),
                               {"fouling_rate": rate_sd})
-        note = "sensors" + (f": fouling {accel:.3g}x faster than modelled" if faulted else "")
-        return state, note
+        if faulted:
+            basis += f"{'; ' if ':' in basis else ': '}fouling {accel:.3g}x faster than modelled"
+        return state, basis
 
-    def _trend(self, t_h: np.ndarray, f: np.ndarray, load: np.ndarray, window_h: float) -> WearTrend | None:
+    def _trend(self, t_h: np.ndarray, f: np.ndarray, load: np.ndarray, window_h: float,
+               modelled: float) -> WearTrend | None:
         running = np.isfinite(load) & (load > MIN_LOAD_KW)
         ok = running & np.isfinite(f) & (t_h >= t_h[-1] - window_h)
         if ok.sum() < 6:
@@ -140,8 +164,7 @@ class ChillerFoulingPrognoser:
         slope = float(x @ (f[ok] - f[ok].mean()) / max(x @ x, 1e-12))
         resid = f[ok] - f[ok].mean() - slope * x
         stderr = float(np.sqrt(resid @ resid / max(ok.sum() - 2, 1) / max(x @ x, 1e-12)))
-        modelled = float(self._p[index(self._model.parameters, "fouling_rate")])
-        return WearTrend(slope, stderr, int(ok.sum()), modelled)
+        return WearTrend(slope, stderr, int(ok.sum()), float(modelled))
 
     def _load(self, history: Mapping[str, np.ndarray]) -> LoadForecast:
         load, t_out = history["cooling_load"], history[OUTDOOR]

@@ -116,6 +116,35 @@ def bucket_columns(history: pa.Table | None, channels: Sequence[str]) -> dict[st
     return out
 
 
+def estimator_unusable(twin: TwinInputs, history: Mapping[str, np.ndarray], state: str,
+                       nis_limit: float) -> str | None:
+    """Why a twin's estimate of ``state`` must not feed its RUL ("" when there is none), None when
+    it may: the runtime's filter health decides (``consistent``: None is not trusted yet), else an
+    ``est.consistent`` reading, else the median ``est.nis`` of the recent history against
+    ``nis_limit``."""
+    latest = twin.latest
+    if state not in latest:
+        return ""
+    health = twin.health or {}
+    if "consistent" in health:
+        if health["consistent"] is None:
+            return f"estimator not trusted yet: {health.get('reason') or 'too few steps seen'}"
+        if not health["consistent"]:
+            return f"estimator inconsistent: {health.get('reason') or 'filter health says so'}"
+        return None
+    if "est.consistent" in latest:
+        return None if latest["est.consistent"] >= 0.5 else "estimator inconsistent (est.consistent = 0)"
+    nis = history.get("est.nis")
+    recent = nis if nis is not None else np.array([latest.get("est.nis", np.nan)])
+    recent = recent[np.isfinite(recent)]
+    if recent.size == 0:
+        return None
+    level = float(np.median(recent[-36:]))
+    if level > nis_limit:
+        return f"estimator inconsistent: median NIS {level:.3g} > {nis_limit:g}"
+    return None
+
+
 def history_to_trajectories(
     history: pa.Table | None, sensors: Sequence[str], bucket_ns: int
 ) -> Trajectories:
@@ -149,4 +178,4 @@ def history_to_trajectories(
 
 
 __all__ = ["TrajectoryTwinPrognoser", "TwinInputs", "TwinPrognoser", "bucket_columns",
-           "history_to_trajectories"]
+           "estimator_unusable", "history_to_trajectories"]

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from twinloop.analytics.rul.distribution import RulDistribution
-from twinloop.analytics.rul.live import TwinInputs, bucket_columns
+from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable
 from twinloop.analytics.rul.physics import LoadForecast, PhysicsPrognoser, StateEstimate
 from twinloop.analytics.rul.pump import CHANNELS as SENSOR_CHANNELS
 from twinloop.analytics.rul.pump import MIN_SPEED_RATIO, pump_state_from_readings
@@ -171,27 +171,9 @@ class PumpBearingPrognoser:
 
     def _estimator_unusable(self, twin: TwinInputs, history: Mapping[str, np.ndarray]) -> str | None:
         """Why the estimator's wear cannot be used ("" when there is no estimate), None when it can."""
-        latest = twin.latest
-        if not self.use_estimator or "est.bearing.wear" not in latest:
+        if not self.use_estimator:
             return ""
-        health = twin.health or {}
-        if "consistent" in health:
-            if health["consistent"] is None:
-                return f"estimator not trusted yet: {health.get('reason') or 'too few steps seen'}"
-            if not health["consistent"]:
-                return f"estimator inconsistent: {health.get('reason') or 'filter health says so'}"
-            return None
-        if "est.consistent" in latest:
-            return None if latest["est.consistent"] >= 0.5 else "estimator inconsistent (est.consistent = 0)"
-        nis = history.get("est.nis")
-        recent = nis[np.isfinite(nis)] if nis is not None else np.array([latest.get("est.nis", np.nan)])
-        recent = recent[np.isfinite(recent)]
-        if recent.size == 0:
-            return None
-        level = float(np.median(recent[-36:]))
-        if level > self.nis_limit:
-            return f"estimator inconsistent: median NIS {level:.3g} > {self.nis_limit:g}"
-        return None
+        return estimator_unusable(twin, history, "est.bearing.wear", self.nis_limit)
 
     def _inputs(self, speed: np.ndarray, valve: np.ndarray, suction: np.ndarray,
                 accel: float = 1.0, ambient: float | None = None) -> np.ndarray:
