@@ -380,8 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     hours = a.hours if a.hours is not None else (2.5 if a.quick else 6.0)
     hog = a.hog if a.hog is not None else not a.quick
     learn_h = a.learn_h if a.learn_h is not None else (1.0 if a.quick else DEFAULT_LEARN_H)
-    if not learn_h > 0:
-        raise SystemExit("--learn-h must be positive")
+    if not 0 < learn_h < hours - 0.75:
+        raise SystemExit(f"--learn-h must be positive and leave faults room: at most --hours − 0.75 "
+                         f"({hours - 0.75:g} h here); faults start 15 min after learning")
     if not (hours > 0 and a.speed > 0 and math.isfinite(a.speed)):
         raise SystemExit("--hours and --speed must be positive (and --speed finite)")
 
