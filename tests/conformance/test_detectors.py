@@ -24,6 +24,7 @@ SPECS: dict[str, dict] = {
     "residual": {"detector": "residual"},
     "residual-cov": {"detector": "residual", "covariance": True},
     "ensemble": {"detector": "ensemble", "members": {"pca": {}, "residual": {}}},
+    "limits": {"detector": "limits", "window": 1},
 }
 
 

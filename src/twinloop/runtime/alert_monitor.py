@@ -88,6 +88,7 @@ class AlertMonitor:
         self._windows: dict[str, tuple[int, int]] = {}
         self._learned: set[str] = set()
         self._failing: set[str] = set()
+        self._waiting: set[str] = set()  # tried, but did not operate long enough: logged once
         self._newest_ns: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.last_pass_s: float = 0.0
@@ -167,7 +168,8 @@ class AlertMonitor:
                                  "alerts for %s: %s", twin_id, err)
                         self._failing.add(twin_id)
                 else:
-                    self._failing.discard(twin_id)
+                    if twin_id not in self._waiting:  # a standby between two tries is still waiting
+                        self._failing.discard(twin_id)
         self.last_pass_s = time.perf_counter() - began
         return raised
 
@@ -206,15 +208,18 @@ class AlertMonitor:
             self._from[twin_id] = start
         stop = start + learn
         if end_ns < stop:
-            self._reason[twin_id] = (f"collecting normal operation: {max(end_ns - start, 0) / 60e9:.0f} of "
-                                     f"{learn / 60e9:.0f} min")
+            before = "did not operate long enough in the stretch before; " if twin_id in self._waiting else ""
+            self._reason[twin_id] = (f"{before}collecting normal operation: "
+                                     f"{max(end_ns - start, 0) / 60e9:.0f} of {learn / 60e9:.0f} min")
             return 0
         min_rows = int(0.5 * learn / period)  # operating half the stretch, at least
         try:
             model = self._alerts.learn(twin_id, start, stop, period, min_rows=min_rows)
         except ConflictError:
             self._from[twin_id] = self._next_start(twin_id, start, stop, period, spec)
+            self._waiting.add(twin_id)
             raise
+        self._waiting.discard(twin_id)
         self._adopted(twin_id, model, (start, stop))
         self._store.set_meta(_WINDOW_KEY + twin_id, f"{start},{stop}")
         if self._artifacts is not None:

@@ -136,3 +136,22 @@ def test_the_office_building_declares_its_alerts_with_gates_for_idle_equipment()
         assert {"Chiller", "AirHandler"} <= types
         assert rt.alerts.spec("Chiller").gate.channel == "cooling_load"
         assert rt.alerts.spec("AirHandler").gate.channel == "airflow"
+
+
+def test_a_learned_detector_is_kept_as_an_artifact_and_reloaded_after_a_restart(tmp_path):
+    plant = PumpStationPlant(seed=1, faults=FaultSchedule([]))
+    settings = load_settings(data_dir=tmp_path, plant=example_plant_path())
+    with Runtime.open(settings, clock=ManualClock(T0)) as rt:
+        monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10,
+                               artifacts=rt.artifacts)
+        _drive(rt, plant, monitor, 40)
+        kept = rt.artifacts.versions("detector", "pump-C3")
+        assert len(kept) == 1 and kept[0].meta["window_ns"][1] - kept[0].meta["window_ns"][0] == 1800 * 10**9
+        cursor = rt.alerts.model("pump-C3").cursor_ns
+    with Runtime.open(settings, clock=ManualClock(T0)) as rt:  # the runtime restarts
+        monitor = AlertMonitor(rt.alerts, rt.store, rt.twins, ("Pump",), learn_s=1800, period_s=10,
+                               artifacts=rt.artifacts)
+        assert rt.alerts.model("pump-C3") is None
+        monitor.tick()
+        assert "pump-C3" in monitor.learned and len(rt.artifacts.versions("detector", "pump-C3")) == 1
+        assert rt.alerts.model("pump-C3").cursor_ns >= cursor  # evaluation resumes where it stopped
