@@ -127,6 +127,7 @@ def test_the_api_starts_ingestion_and_shows_connections(tmp_path: Path, mapping:
                 time.sleep(0.05)
             (conn,) = body["connections"]
             assert conn["name"] == "mqtt" and conn["connected"] and body["ingest"]["running"]
+            assert conn["status"] == "connected" and conn["rejecting"] is None
             assert client.get("/connections/mqtt", headers=headers).json()["twin_ids"] == []
             missing = client.get("/connections/nope", headers=headers)
             assert missing.status_code == 404 and "mqtt" in missing.text
