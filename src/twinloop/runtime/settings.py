@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     alerts_interval_s: float = Field(5.0, gt=0, description="wall seconds between alert passes")
     ingest_max_future_s: float = Field(
         300.0, gt=0, description="readings stamped further ahead of the clock than this are rejected "
-        "(raise it for simulators running faster than real time)"
+        "(a simulator announces its own clock: see `clock:` in the mapping, docs/ingest.md)"
     )
     command_timeout_s: float = Field(10.0, gt=0, description="how long a command waits for its ack")
 
