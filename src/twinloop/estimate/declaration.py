@@ -11,7 +11,8 @@ Each input is one of: a number (a constant), a channel name of the twin itself, 
 ``{channel, via, scale, offset, zero_below, noise}`` (``via`` names a relationship: the channel is
 read from the twin at its other end — a pump's line header pressure; ``value·scale + offset`` in
 the input's unit; readings below ``zero_below`` count as 0, so a drive's speed noise at standstill
-is not read as a turning shaft; ``noise`` is the reading's std in the input's unit), or
+is not read as a turning shaft; ``noise`` is the reading's std in the input's unit, or
+``[absolute, relative]``), or
 ``{latent: start, std, process}``: no channel reports it, the filter estimates it as a state.
 """
 
@@ -66,7 +67,7 @@ class EstimatorDeclaration:
     inputs: Mapping[str, InputSource] = field(default_factory=dict)
     rules: Mapping[str, InputRule] = field(default_factory=dict)
     latent: Mapping[str, Latent] = field(default_factory=dict)
-    input_noise: Mapping[str, float] = field(default_factory=dict)
+    input_noise: Mapping[str, float | tuple[float, float]] = field(default_factory=dict)
     parameters: Mapping[str, float] = field(default_factory=dict)
     initial_std: Mapping[str, float] = field(default_factory=dict)
     process: Mapping[str, float] = field(default_factory=dict)
@@ -85,7 +86,7 @@ class EstimatorDeclaration:
         inputs: dict[str, InputSource] = {}
         rules: dict[str, InputRule] = {}
         latent: dict[str, Latent] = {}
-        noise: dict[str, float] = {}
+        noise: dict[str, float | tuple[float, float]] = {}
         for name, src in dict(data.get("inputs") or {}).items():
             if isinstance(src, bool):
                 raise ValidationError(f"analytics.estimator.inputs.{name}: a number, channel or mapping")
@@ -107,7 +108,8 @@ class EstimatorDeclaration:
                 rules[name] = rule
                 inputs[name] = rule.derived
                 if "noise" in src:
-                    noise[name] = float(src["noise"])
+                    v = src["noise"]
+                    noise[name] = (float(v[0]), float(v[1])) if isinstance(v, list | tuple) else float(v)
             else:
                 raise ValidationError(f"analytics.estimator.inputs.{name}: cannot read {src!r}",
                                       hint="a number, a channel name, {channel: …, via: …} or {latent: …}")

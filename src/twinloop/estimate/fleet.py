@@ -60,8 +60,8 @@ class FleetEstimator(ABC):
         self.judge_when: tuple[int, float] | None = None
         self._q = spec.process_variance_per_s()
         self._init_var = np.array([spec.initial_std.get(k, 0.0) ** 2 for k in spec.augmented_names])
-        self._u_var = spec.input_variance()
-        self._noisy_inputs = np.flatnonzero(self._u_var > 0)
+        self._u_abs, self._u_rel = spec.input_noise_table()
+        self._noisy_inputs = np.flatnonzero((self._u_abs > 0) | (self._u_rel > 0))
         # Channels to pivot: measured ones, then channels that only feed inputs.
         self._pivot: list[str] = list(spec.channel_names)
         self._const = np.full(n_in, np.nan)
@@ -245,7 +245,7 @@ class FleetEstimator(ABC):
         if not len(cols):
             return None
         k, n = len(z), len(cols)
-        h = np.sqrt(self._u_var[cols])  # one std: the curvature over the noise's own range
+        h = self._u_abs[cols] + self._u_rel[cols] * np.abs(u[:, cols])  # one std per row
         probes = np.repeat(u[:, None, :], 2 * n, axis=1)
         idx = np.arange(n)
         probes[:, idx, cols] += h

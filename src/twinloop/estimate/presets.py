@@ -22,6 +22,7 @@ import numpy as np
 from twinloop.core.errors import ValidationError
 from twinloop.estimate.latent import LatentInputs
 from twinloop.estimate.spec import EstimatorSpec, InputSource
+from twinloop.physics.chiller import ChillerModel
 from twinloop.physics.model import PhysicsModel, names
 from twinloop.physics.pump_unit import PumpUnitModel
 
@@ -70,13 +71,13 @@ class Preset:
     model: Callable[[], PhysicsModel]
     measurements: Mapping[str, tuple[str, float, float]]
     inputs: Mapping[str, InputSource]
-    input_noise: Mapping[str, float]
+    input_noise: Mapping[str, float | tuple[float, float]]
     process: Mapping[str, float]
     initial_std: Mapping[str, float]
     estimate_parameters: tuple[str, ...]
     publish: Mapping[str, str]
     calibrate: tuple[str, ...] = ()  # parameters a first stretch of history pins down
-    calibrate_states: tuple[str, ...] = ()  # states whose value at the window start is fitted too
+    calibrate_states: tuple[str, ...] = ()  # slow states a fit starts from the filter's estimate of
     calibrate_prior: Mapping[str, float] = field(default_factory=dict)  # relative std per parameter
     operating: tuple[str, float] | None = None  # (input, threshold): the unit runs while above it
     calibrate_channels: tuple[str, ...] | None = None  # residuals that count in a fit (None: all)
@@ -86,7 +87,7 @@ class Preset:
         self,
         inputs: Mapping[str, InputSource] | None = None,
         latent: Mapping[str, Latent] | None = None,
-        input_noise: Mapping[str, float] | None = None,
+        input_noise: Mapping[str, float | tuple[float, float]] | None = None,
         parameters: Mapping[str, float] | None = None,
         channels: tuple[str, ...] | None = None,
         model_error: float = 1.0,
@@ -165,6 +166,7 @@ PUMP = Preset(
              "bearing_temperature": "bearing.temperature",
              "winding_temperature": "motor.winding_temperature"},
     calibrate=("shutoff_head", "head_coefficient", "max_efficiency", "bearing_vibration_new"),
+    calibrate_states=("bearing_wear",),
     calibrate_prior={"shutoff_head": 0.03, "head_coefficient": 0.1, "max_efficiency": 0.03,
                      "bearing_vibration_new": 0.3},
     twin_parameters=pump_rated_parameters,
@@ -173,7 +175,43 @@ PUMP = Preset(
                         "bearing.defect_band_energy"),
 )
 
-PRESETS: dict[str, Preset] = {"pump": PUMP}
+def chiller_rated_parameters(attributes: Mapping[str, Any]) -> dict[str, float]:
+    """A chiller's rated capacity and COP from its datasheet attributes."""
+    out: dict[str, float] = {}
+    for key in ("rated_capacity", "rated_cop"):
+        try:
+            value = float(attributes[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if value > 0:
+            out[key] = value
+    return out
+
+
+#: Chiller channel → (ChillerModel output, absolute std, relative std): a clamp-on power meter.
+#: The reported COP is left out: an idle chiller reports 0 where the model has a part-load COP.
+CHILLER_MEASUREMENTS: dict[str, tuple[str, float, float]] = {
+    "electrical_power": ("electrical_power", 0.2, 0.005),
+}
+
+CHILLER = Preset(
+    name="chiller",
+    model=ChillerModel,
+    measurements=CHILLER_MEASUREMENTS,
+    inputs={"fouling_acceleration": 0.0},
+    input_noise={},
+    process={"fouling": 0.05},
+    initial_std={"fouling": 0.2},
+    estimate_parameters=(),
+    publish={"fouling": "condenser.fouling"},
+    calibrate=("rated_cop",),
+    calibrate_states=("fouling",),
+    calibrate_prior={"rated_cop": 0.1},
+    twin_parameters=chiller_rated_parameters,
+    operating=("cooling_load", 5.0),
+)
+
+PRESETS: dict[str, Preset] = {"pump": PUMP, "chiller": CHILLER}
 
 
 def preset(name: str) -> Preset:
@@ -202,5 +240,6 @@ def pump_spec(
     return replace(spec, input_noise=dict(input_noise or {}))
 
 
-__all__ = ["IEC_MOTOR_KW", "PRESETS", "PUMP", "PUMP_INPUTS", "PUMP_MEASUREMENTS", "Latent", "Preset",
-           "preset", "pump_rated_parameters", "pump_spec"]
+__all__ = ["CHILLER", "CHILLER_MEASUREMENTS", "IEC_MOTOR_KW", "PRESETS", "PUMP", "PUMP_INPUTS",
+           "PUMP_MEASUREMENTS", "Latent", "Preset", "chiller_rated_parameters", "preset",
+           "pump_rated_parameters", "pump_spec"]

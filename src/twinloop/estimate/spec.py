@@ -13,7 +13,8 @@ Conventions
     * ``estimate_parameters``: parameters appended to the state (joint state-parameter
       estimation). A parameter whose lower bound is > 0 is estimated in log space, so it stays
       positive and its process std is relative (0.05 ≈ 5 % per √h).
-    * ``input_noise``: std of inputs read from noisy channels (a pressure transmitter's 0.01 bar).
+    * ``input_noise``: std of inputs read from noisy channels (a pressure transmitter's 0.01 bar),
+      absolute or ``(absolute, relative)`` like the measurement noise.
       The filters add its effect on the predicted measurements, ``J_u·Σ_u·J_uᵀ``, to the innovation
       covariance; without it a flow that hangs on a 0.1 m head reading looks many σ off.
 
@@ -53,7 +54,7 @@ class EstimatorSpec:
     initial_std: Mapping[str, float] = field(default_factory=dict)
     parameters: Mapping[str, float] = field(default_factory=dict)
     publish: Mapping[str, str] = field(default_factory=dict)
-    input_noise: Mapping[str, float] = field(default_factory=dict)
+    input_noise: Mapping[str, float | tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         m = self.model
@@ -74,7 +75,7 @@ class EstimatorSpec:
             _declared(m.inputs, key, "inputs")
         for key, value in self.input_noise.items():
             _declared(m.inputs, key, "input_noise")
-            if not value >= 0:
+            if not min(value if isinstance(value, tuple) else (value,)) >= 0:
                 raise ValidationError(f"{m.name}: input noise of {key!r} must be >= 0, got {value}")
         for key in (*self.estimate_parameters, *self.parameters):
             _declared(m.parameters, key, "parameters")
@@ -103,7 +104,8 @@ class EstimatorSpec:
                    estimate_parameters=tuple(data.get("estimate_parameters", ())),
                    initial_std=dict(data.get("initial_std", {})),
                    parameters=dict(data.get("parameters", {})), publish=dict(data.get("publish", {})),
-                   input_noise={k: float(v) for k, v in dict(data.get("input_noise", {})).items()})
+                   input_noise={k: (float(v[0]), float(v[1])) if isinstance(v, list | tuple) else float(v)
+                                for k, v in dict(data.get("input_noise", {})).items()})
 
     # --- derived layout ----------------------------------------------------------------------
     @property
@@ -144,9 +146,12 @@ class EstimatorSpec:
         pairs = np.array([self.measurement[o] for o in self.channels.values()], dtype=np.float64)
         return pairs[:, 0] + pairs[:, 1] * np.abs(predicted)
 
-    def input_variance(self) -> np.ndarray:
-        """Variance of each model input from ``input_noise`` (0 for exact inputs)."""
-        return np.array([self.input_noise.get(n, 0.0) ** 2 for n in names(self.model.inputs)])
+    def input_noise_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """Absolute and relative std of each model input (0, 0 for exact inputs)."""
+        pairs = [v if isinstance(v, tuple) else (float(v), 0.0)
+                 for v in (self.input_noise.get(n, 0.0) for n in names(self.model.inputs))]
+        table = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+        return table[:, 0].copy(), table[:, 1].copy()
 
     def published_name(self, name: str) -> str:
         """The twin-state name of a state or parameter (``bearing_wear`` → ``bearing.wear``)."""

@@ -137,7 +137,7 @@ class CalibrationService:
         x0 = model.initial_state(p0[None, :], u0)[0]
         mean = te.filter.estimate().mean[row]
         latent = tuple(te.declaration.latent)
-        keep = (*te.declaration.preset.calibrate_states, *latent, "bearing_wear")
+        keep = (*te.declaration.preset.calibrate_states, *latent)
         aug = te.spec.augmented_names
         for name in names(model.states):
             if name in keep and name in aug and np.isfinite(mean[aug.index(name)]):
