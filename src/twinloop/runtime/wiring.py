@@ -27,7 +27,6 @@ from twinloop.runtime.access import KeyService
 from twinloop.runtime.artifacts import ArtifactService
 from twinloop.runtime.bus import EventBus
 from twinloop.runtime.connections import CommandDispatcher, ConnectionTable
-from twinloop.runtime.drift_watch import DriftWatch
 from twinloop.runtime.ingest_service import IngestService
 from twinloop.runtime.settings import Settings, load_settings
 from twinloop.runtime.state_service import StateService
@@ -40,6 +39,7 @@ from twinloop.twins.registry import TypeRegistry
 if TYPE_CHECKING:  # imported where used: a CLI command that only reads twins never loads them
     from twinloop.runtime.alert_monitor import AlertMonitor
     from twinloop.runtime.alert_service import AlertService
+    from twinloop.runtime.drift_watch import DriftWatch
     from twinloop.runtime.estimation_service import EstimationService
     from twinloop.runtime.ingestion import Ingestion
     from twinloop.runtime.retrain_service import RetrainService
@@ -132,7 +132,8 @@ class Runtime:
                 runtime.estimation = EstimationService(store, twins, artifacts=runtime.artifacts)
                 runtime.alerts = AlertService(store, twins, bus, clock,
                                               gates=parse_gates(settings.alerts_operating))
-                runtime.rul = RulService(store, twins, bus, clock)
+                runtime.rul = RulService(store, twins, bus, clock, artifacts=runtime.artifacts,
+                                         health=getattr(runtime.estimation, "health", None))
                 runtime.rul.attach()
                 runtime.retrain = RetrainService(store, twins, bus, clock, runtime.artifacts)
             if plant is not None and not store.get_meta("seeded"):
@@ -184,6 +185,8 @@ class Runtime:
                                             artifacts=self.artifacts)
                 self.monitor.start()
                 if self.retrain is not None:  # drift -> guarded retraining, for types that ask
+                    from twinloop.runtime.drift_watch import DriftWatch
+
                     self.drift_watch = DriftWatch(self.retrain, self.alerts, self.store, self.twins)
                     self.drift_watch.start()
         if ingestion.sink is not None:
