@@ -15,15 +15,15 @@
   ``rate_spread``. The distribution's ``basis`` says ``sensors`` and why.
 
 On either basis the wear's recent trend (the slope of ``ln(w + w0)`` over running hours, from bucket
-means over each window of ``trend_h``) is compared with the rate the model predicts at the present
-duty. Their ratio updates the wear rate: a bearing wearing far faster than its model allows (beyond
-three combined standard deviations on the shortest window that shows it — a developing fault) gets
-the observed rate outright; otherwise the ratio over the longest window shrinks toward 1 by its
-precision against the prior spread (a normal update in log space). The forecast then carries it as
-``wear_acceleration`` and its posterior spread as the rate spread. The load forecast is the pump's
-recent duty (``load_h`` of bucketed speed, valve and suction, stopped stretches included, since a
-standby pump does not wear): its present duty for the first day, then a day at a time drawn from
-that mix.
+means over each window of ``trend_h``) is compared with the rate the model predicts over the same
+buckets. Their ratio updates the wear rate: a bearing wearing far faster than its model allows
+(beyond three combined standard deviations on the shortest window that shows it — a developing
+fault) gets the observed rate outright, read over the longest window that agrees; otherwise the
+ratio shrinks toward 1 by its precision against the prior spread (a normal update in log space). The
+forecast carries it as ``wear_acceleration``, and its posterior spread, widened by ``duty_spread``
+for duty changes to come, as the rate spread. The load forecast is the pump's recent duty
+(``load_h`` of bucketed speed, valve and suction, stopped stretches included, since a standby pump
+does not wear): its present duty for the first day, then a day at a time drawn from that mix.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class PumpBearingPrognoser:
                  trend_h: Sequence[float] = (0.5, 2.0, 6.0, 24.0, 48.0),
                  load_h: float = 48.0, bucket_s: float = 120.0, nis_limit: float = 30.0,
                  static_head: float = 55.0, ambient_temperature: float = 25.0,
-                 use_estimator: bool = True, seed: int = 0) -> None:
+                 use_estimator: bool = True, duty_spread: float = 0.25, seed: int = 0) -> None:
         self.n_samples = n_samples
         self.rate_spread = rate_spread
         self.trend_h = trend_h
@@ -81,6 +81,7 @@ class PumpBearingPrognoser:
         self.static_head = static_head
         self.ambient_temperature = ambient_temperature
         self.use_estimator = use_estimator
+        self.duty_spread = duty_spread
         self.seed = seed
         self.channels = (*SENSOR_CHANNELS, *(EST_CHANNELS if use_estimator else ()))
         self.history_channels = HISTORY_CHANNELS if use_estimator else HISTORY_CHANNELS[:6]
@@ -162,7 +163,9 @@ class PumpBearingPrognoser:
         if speed_now / self._par["rated_speed"] >= MIN_SPEED_RATIO:
             trends = [self._trend(history, series, est.mean, p, h) for h in sorted(self.trend_h)]
             accel, rate_sd, faulted = rate_update([t for t in trends if t is not None], rate_sd)
-        spread["bearing_wear_rate"] = rate_sd
+        # the past says how fast it wore at the duty it had; the duty to come may change (operators
+        # move pumps between regimes every few days), which no trend can see
+        spread["bearing_wear_rate"] = float(np.hypot(rate_sd, self.duty_spread))
         load = self._load(history, u_now, accel, self.ambient_temperature)
         state = StateEstimate(est.mean, est.cov, p, load, spread or None)
         if not faulted:
