@@ -79,7 +79,8 @@ NOT_TO_LIST_TWINS = ("scipy", "sklearn", "pandas", "pint", "uvicorn", "fastapi",
                      "amqtt", "paho", "twinloop.analytics", "twinloop.estimate", "twinloop.api",
                      "twinloop.connectors", "twinloop.physics", "twinloop.sim")
 COMMANDS = ([], ["types"], ["twins"], ["twins", "list"], ["keys"], ["init"], ["serve"], ["demo"],
-            ["alerts"], ["quarantine"], ["rul"], ["rul", "show"], ["simulate"], ["calibrate"])
+            ["alerts"], ["alerts", "list"], ["quarantine"], ["quarantine", "replay"], ["rul"],
+            ["rul", "show"], ["models"], ["simulate"], ["calibrate"])
 
 
 def _loaded_by(args: list[str], cwd=None) -> tuple[int, str, set[str]]:
