@@ -40,7 +40,7 @@ def registry() -> pint.UnitRegistry:
             if _REGISTRY is None:
                 import pint
 
-                reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+                reg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
                 # Industrial shorthands that pint does not know out of the box.
                 reg.define("percent_open = 0.01 = pct_open")
                 reg.define("mm_per_s = millimeter / second")
