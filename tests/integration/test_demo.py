@@ -1,11 +1,13 @@
 """`twinloop demo` as a user runs it: a real process serving HTTP on loopback."""
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,12 +37,23 @@ def demo(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
     )
     base = f"http://127.0.0.1:{port}"
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def drain() -> None:  # read on a thread: a silent demo must fail the test, not hang it
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=drain, daemon=True).start()
     output, key = [], None
     deadline = time.monotonic() + READY_S
     try:
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no API within {READY_S:g} s:\n" + "".join(output)) from None
+            if line is None:
                 raise AssertionError("demo exited early:\n" + "".join(output))
             output.append(line)
             m = re.search(r"(tlk_[A-Za-z0-9_\-]+)", line)
@@ -62,7 +75,7 @@ def demo(tmp_path):
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(15)
+                proc.wait(GONE_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
 
@@ -84,7 +97,7 @@ def test_demo_mirrors_the_simulated_plant_live(demo):
     assert conns["ingest"]["readings"] > 0 and conns["ingest"]["rejected"] == 0
     assert conns["ingest"]["journal_backlog"] >= 0  # the demo store is a DuckDB file with its journal
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0
+    assert proc.wait(GONE_S) == 0
 
 
 def test_demo_serves_the_pump_station_with_access_control(demo):
@@ -100,7 +113,7 @@ def test_demo_serves_the_pump_station_with_access_control(demo):
     assert r.status_code == 403
     assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "twinloop"
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 0
+    assert proc.wait(GONE_S) == 0
 
 
 def _children(pid: int) -> list[int]:
