@@ -1,6 +1,7 @@
 """``twinloop simulate`` as a user runs it: batch Parquet, a live run against a broker, Ctrl-C."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -58,7 +59,9 @@ def test_mistakes_get_one_clear_line_not_a_traceback(args, says):
     assert r.exit_code in (1, 2) and says in r.output and "Traceback" not in r.output, r.output
 
 
-async def _collect(url: str, filters: list[str], seconds: float) -> dict[str, list[bytes]]:
+async def _collect(url: str, filters: list[str], seconds: float,
+                   topics: int | None = None) -> dict[str, list[bytes]]:
+    """Messages by topic for ``seconds``, or until ``topics`` distinct topics have been heard."""
     client = await MqttClient(url).connect()
     got: dict[str, list[bytes]] = {}
     for f in filters:
@@ -68,10 +71,11 @@ async def _collect(url: str, filters: list[str], seconds: float) -> dict[str, li
         async for m in client.messages():
             if any(topic_matches_sub(f, m.topic) for f in filters):
                 got.setdefault(m.topic, []).append(m.payload)
+                if topics is not None and len(got) >= topics:
+                    return
 
-    task = asyncio.create_task(pump())
-    await asyncio.sleep(seconds)
-    task.cancel()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(pump(), seconds)
     await client.disconnect()
     return got
 
@@ -105,10 +109,10 @@ def test_live_run_publishes_then_ctrl_c_marks_the_plant_offline():
         proc, lines = _start(broker.url)
         try:
             assert any("twinloop/pump-station/<device>/telemetry" in line for line in lines), "".join(lines)
-            got = asyncio.run(_collect(broker.url, ["twinloop/pump-station/+/telemetry"], 1.5))
+            got = asyncio.run(_collect(broker.url, ["twinloop/pump-station/+/telemetry"], READY_S, topics=22))
             assert len(got) == 22
             proc.send_signal(signal.SIGINT)
-            rest, _ = proc.communicate(timeout=20)
+            rest, _ = proc.communicate(timeout=GONE_S)
         finally:
             if proc.poll() is None:
                 proc.kill()
