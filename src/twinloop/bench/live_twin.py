@@ -364,6 +364,9 @@ class Score:
     rul_errors: dict[float, list[float]] = field(default_factory=dict)
     p72: list[float] = field(default_factory=list)
     y72: list[float] = field(default_factory=list)
+    #: Outcomes per pooled run: the constant forecast is each run's own base rate, so pooling a
+    #: plant where failures are common with one where they are rare does not flatter the model.
+    y72_runs: list[list[float]] = field(default_factory=list)
     p72_censored: int = 0
     lags_s: list[float] = field(default_factory=list)
 
@@ -385,6 +388,7 @@ class Score:
                 out.rul_errors.setdefault(frac, []).extend(errs)
             out.p72 += s.p72
             out.y72 += s.y72
+            out.y72_runs += s.y72_runs or ([s.y72] if s.y72 else [])
             out.p72_censored += s.p72_censored
             out.lags_s += s.lags_s
         return out
@@ -394,7 +398,10 @@ class Score:
         det = self.detections
         delays = [d.delay_h for d in det if d.delay_h is not None]
         p, y = np.asarray(self.p72), np.asarray(self.y72)
-        ours, const = brier(p, y), brier_constant(y)
+        runs = [np.asarray(r) for r in (self.y72_runs or [self.y72]) if len(r)]
+        ours = brier(p, y)
+        const = (sum(len(r) * (brier_constant(r) or 0.0) for r in runs) / sum(len(r) for r in runs)
+                 if runs else None)
         wear = math.sqrt(self.wear_sse / self.wear_n) if self.wear_n else None
         wear_const = math.sqrt(self.wear_sse_constant / self.wear_n) if self.wear_n else None
         rul = {f"rul_rel_error_{round(frac * 100)}": (float(np.mean(e)) if e else None)

@@ -199,8 +199,11 @@ def test_pooled_figures_weigh_every_twin_step_and_forecast_of_every_run():
     assert f["wear_rmse"] == pytest.approx(0.1) and f["ratio"]["wear_rmse_vs_constant"] == pytest.approx(0.5)
     assert f["rul_rel_error_90"] == pytest.approx(0.2)
     assert f["p72_brier"] == pytest.approx((0.01 + 0.04) / 2)
-    assert f["p72_brier_constant"] == pytest.approx(0.25)
-    assert f["ratio"]["p72_brier_vs_constant"] == pytest.approx(0.1)
+    assert f["p72_brier_constant"] == pytest.approx(0.0)  # each run's own base rate: 1 in a, 0 in b
+    assert f["ratio"]["p72_brier_vs_constant"] is None  # no skill to state against a perfect constant
+    one = Score(p72=[0.9, 0.2], y72=[1.0, 0.0]).figures()
+    assert one["p72_brier_constant"] == pytest.approx(0.25)
+    assert one["ratio"]["p72_brier_vs_constant"] == pytest.approx(0.1)
     assert f["lag_p99_s"] == pytest.approx(percentile([1.0, 2.0, 50.0], 99))
     empty = Score().figures()
     assert empty["faults"] == 0 and empty["detected_before_failure"] is None and empty["lag_p99_s"] is None
