@@ -68,6 +68,10 @@ class IngestPublic(BaseModel):
 class ConnectionsPublic(BaseModel):
     connections: list[ConnectionPublic]
     ingest: IngestPublic
+    analytics_lag_s: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="plant seconds each live analytics stage (estimation, alerts, rul) is behind "
+                    "ingestion; null where a stage is off or has nothing to judge yet")
 
 
 def _iso(ns: int) -> str | None:
@@ -91,7 +95,7 @@ def list_connections(runtime: RuntimeDep, _: Reader) -> ConnectionsPublic:
                               pending=pipeline.pending, last_commit=_iso(st.last_commit_ns),
                               journal_backlog=int(getattr(runtime.store, "pending_readings", 0)))
     return ConnectionsPublic(connections=[ConnectionPublic.of(r) for r in runtime.connections.rows()],
-                             ingest=ingest)
+                             ingest=ingest, analytics_lag_s=runtime.analytics_lag())
 
 
 @router.get("/{name:path}", response_model=ConnectionDetailPublic, summary="One connection")

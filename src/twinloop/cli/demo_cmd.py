@@ -66,23 +66,36 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def fleet_table(rt: Runtime, started: float) -> Table:
-    """The live fleet view: every pump's latest readings, connection status and ingestion totals."""
+    """The live fleet view: every pump's latest readings, its filter's health, P(fail within 72 h),
+    alerts with the sensors that drove them, and how far the analytics are behind ingestion."""
+    from twinloop.core.errors import TwinloopError
+
     latest = rt.state.fleet_latest("Pump")
     table = Table(title=f"pump station, mirrored live · {time.monotonic() - started:.0f} s",
                   caption=_caption(rt), expand=False)
     alerts = _alerts_by_twin(rt)
+    waiting = _learning(rt)
     table.add_column("pump")
     table.add_column("status")
     for _, header, _ in PUMP_COLUMNS:
         table.add_column(header, justify="right")
+    table.add_column("filter")
+    table.add_column("P(72h)", justify="right")
     table.add_column("alert: sensors that drove it")
     for twin in rt.twins.list("Pump"):
         values = latest.get(twin.id, {})
         status = rt.connections.twin_status(twin.id)
         colour = {"online": "green", "offline": "red"}.get(status, "yellow")
+        p72 = None
+        if rt.rul is not None:
+            try:
+                p72 = rt.rul.get(twin.id).p_fail.get("72h")
+            except TwinloopError:
+                p72 = None
+        p72_text = "—" if p72 is None else f"[bold red]{p72:.2f}[/]" if p72 >= 0.5 else f"{p72:.2f}"
         table.add_row(twin.id, f"[{colour}]{status}[/]",
                       *(_fmt(values.get(ch), pattern) for ch, _, pattern in PUMP_COLUMNS),
-                      alerts.get(twin.id, _learning(rt, twin.id)))
+                      _filter(rt, twin.id), p72_text, alerts.get(twin.id, waiting.get(twin.id, "")))
     return table
 
 
@@ -97,11 +110,29 @@ def _alerts_by_twin(rt: Runtime) -> dict[str, str]:
     return out
 
 
-def _learning(rt: Runtime, twin_id: str) -> str:
-    monitor = rt.monitor
-    if monitor is None:
+def _learning(rt: Runtime) -> dict[str, str]:
+    """Per watched twin: "normal" once learned, else why the monitor is still waiting."""
+    if rt.monitor is None:
+        return {}
+    return {p.twin_id: "[green]normal[/]" if p.learned else f"[dim]learning: {p.reason}[/]"
+            for p in rt.monitor.progress()}
+
+
+def _filter(rt: Runtime, twin_id: str) -> str:
+    """The estimator's verdict on itself: consistent with the readings, not (and why), or not judged yet."""
+    from twinloop.core.errors import TwinloopError
+
+    if rt.estimation is None:
         return ""
-    return "[green]normal[/]" if twin_id in monitor.learned else "[dim]learning…[/]"
+    try:
+        health = rt.estimation.health(twin_id)
+    except TwinloopError:
+        return "[dim]—[/]"
+    if health.get("consistent") is None:
+        return "[dim]judging…[/]"
+    if health["consistent"]:
+        return "[green]ok[/]"
+    return "[bold red]flagged[/]" if health.get("flagged") else "[yellow]recalibrating[/]"
 
 
 def _caption(rt: Runtime) -> str:
@@ -109,8 +140,40 @@ def _caption(rt: Runtime) -> str:
     if ingestion is None or ingestion.pipeline is None:
         return "ingestion starting…"
     st = ingestion.pipeline.stats
+    lag = " · ".join(f"{stage} {'—' if v is None else _duration(v)}"
+                     for stage, v in rt.analytics_lag().items())
     return (f"{st.messages:,} messages · {st.readings:,} readings stored · {st.rejected:,} quarantined · "
-            f"{st.duplicates:,} duplicates · broker {ingestion.mqtt_url}")
+            f"{st.duplicates:,} duplicates · broker {ingestion.mqtt_url}\n"
+            f"analytics behind ingestion (plant time): {lag}")
+
+
+def _news(rt: Runtime, told: set[str]) -> list[str]:
+    """Lines for a log-reading operator (no live table): each alert once, each twin whose
+    P(fail within 72 h) passed 0.5 once; ``told`` remembers what was said."""
+    from twinloop.core.errors import TwinloopError
+
+    out = []
+    for alert in rt.alerts.list(state="active") if rt.alerts is not None else []:
+        if alert.alert_id not in told:
+            told.add(alert.alert_id)
+            out.append(f"ALERT {alert.twin_id} {alert.severity}: {', '.join(alert.channels[:3])}")
+    for twin in rt.twins.list("Pump") if rt.rul is not None else []:
+        key = f"p72:{twin.id}"
+        try:
+            p72 = rt.rul.get(twin.id).p_fail.get("72h", 0.0)
+        except TwinloopError:
+            continue
+        if p72 > 0.5 and key not in told:
+            told.add(key)
+            out.append(f"RISK {twin.id}: P(fail within 72 h) = {p72:.2f}")
+    return out
+
+
+def _duration(seconds: float) -> str:
+    """Plant seconds as a short text: 40 s, 12 min, 3.5 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 async def _start_simulator(url: str, speed: float, seed: int,
@@ -170,10 +233,12 @@ async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, l
                         await asyncio.wait_for(stop.wait(), 1.0)
                     view.update(fleet_table(rt, started))
         else:
+            told: set[str] = set()
             while not stop.is_set() and not serving.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 10.0)
-                console.print(_caption(rt), soft_wrap=True)
+                for line in [_caption(rt), *_news(rt, told)]:
+                    console.print(line, soft_wrap=True)
                 sys.stdout.flush()
     finally:
         console.print("stopping: simulator, ingestion (committing what is queued), API …")

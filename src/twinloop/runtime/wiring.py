@@ -133,7 +133,7 @@ class Runtime:
                 runtime.alerts = AlertService(store, twins, bus, clock,
                                               gates=parse_gates(settings.alerts_operating))
                 runtime.rul = RulService(store, twins, bus, clock, artifacts=runtime.artifacts,
-                                         health=getattr(runtime.estimation, "health", None))
+                                         health=runtime.estimation.health)
                 runtime.rul.attach()
                 runtime.retrain = RetrainService(store, twins, bus, clock, runtime.artifacts)
             if plant is not None and not store.get_meta("seeded"):
@@ -192,6 +192,16 @@ class Runtime:
         if ingestion.sink is not None:
             self._dispatcher = CommandDispatcher(ingestion.sink, self.store, self.bus, self.twins.graph,
                                                  self.clock, asyncio.get_running_loop())
+
+    def analytics_lag(self) -> dict[str, float | None]:
+        """How far each live analytics stage is behind ingestion, in plant seconds (None: the stage
+        is off or has nothing to judge yet). A slow machine makes these grow; the stages work the
+        backlog off instead of skipping it, so the twin is late, never silently wrong."""
+        return {
+            "estimation": self.estimation.lag_s() if self.estimation is not None else None,
+            "alerts": self.monitor.lag_s() if self.monitor is not None else None,
+            "rul": self.rul.lag_s() if self.rul is not None else None,
+        }
 
     def _after_commit(self, batch: ReadingBatch, committed_ns: int) -> None:
         """Hand committed readings to the live analytics' workers; the event loop never waits on

@@ -184,7 +184,8 @@ class _Parser:
             try:
                 out[str(type_id)] = Analytics.model_validate(sections)
             except PydanticValidationError as err:
-                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                     for e in err.errors())
                 raise self.error(f"analytics.{type_id}", problems,
                                  hint="sections: estimator, alerts, prognoser (each a mapping)") from None
         return out
