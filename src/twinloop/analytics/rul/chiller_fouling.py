@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from twinloop.analytics.rul.distribution import RulDistribution
-from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable
+from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable, predict_each
 from twinloop.analytics.rul.physics import LoadForecast, PhysicsPrognoser, StateEstimate
 from twinloop.analytics.rul.pump_bearing import WearTrend, rate_update
 from twinloop.core.errors import TwinloopError, ValidationError
@@ -87,30 +87,11 @@ class ChillerFoulingPrognoser:
         return None if not np.isfinite(f[0]) else (float(f[0]), 0.1)  # COP noise: ±0.1 of fouling
 
     def predict_twins(self, inputs: Sequence[TwinInputs]) -> list[RulDistribution | TwinloopError]:
-        states: list[StateEstimate] = []
-        notes: list[str] = []
-        out: list[RulDistribution | TwinloopError | None] = []
-        for twin in inputs:
-            try:
-                state, note = self._state(twin)
-            except TwinloopError as err:
-                out.append(err)
-                continue
-            states.append(state)
-            notes.append(note)
-            out.append(None)
-        if states:
-            m = self._model
-            base = LoadForecast(np.array([[100.0, 25.0, 7.0, 0.0]]), switch_h=24.0)
-            prognoser = PhysicsPrognoser(m, base, "chiller_degraded", {"fouling_rate": self.rate_spread},
-                                         self.n_samples, max_horizon_h=30_000.0, seed=self.seed).fit()
-            dists, note_of = iter(prognoser.predict_fleet(states)), iter(notes)
-            for i, slot in enumerate(out):
-                if slot is None:
-                    d = next(dists)
-                    d.basis = next(note_of)
-                    out[i] = d
-        return [o for o in out if o is not None]
+        base = LoadForecast(np.array([[100.0, 25.0, 7.0, 0.0]]), switch_h=24.0)
+        prognoser = PhysicsPrognoser(self._model, base, "chiller_degraded",
+                                     {"fouling_rate": self.rate_spread}, self.n_samples,
+                                     max_horizon_h=30_000.0, seed=self.seed)
+        return predict_each(inputs, self._state, lambda states: prognoser.fit().predict_fleet(states))
 
     def _state(self, twin: TwinInputs) -> tuple[StateEstimate, str]:
         history = bucket_columns(twin.history, self.history_channels)

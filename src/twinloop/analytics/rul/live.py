@@ -13,9 +13,9 @@ reads a store or a clock). Named implementations are registered in `twinloop.ana
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,9 @@ from twinloop.analytics.rul.distribution import RulDistribution
 from twinloop.analytics.rul.protocol import Prognoser
 from twinloop.analytics.rul.trajectories import Trajectories
 from twinloop.core.errors import TwinloopError, ValidationError
+
+if TYPE_CHECKING:
+    from twinloop.analytics.rul.physics import StateEstimate
 
 HOUR_NS = 3600 * 10**9
 
@@ -88,6 +91,36 @@ class TrajectoryTwinPrognoser:
             d.basis = "history"
             out.append(d)
         return out
+
+
+def predict_each(
+    inputs: Sequence[TwinInputs],
+    state_of: Callable[[TwinInputs], tuple[StateEstimate, str]],
+    predict_fleet: Callable[[list[StateEstimate]], Sequence[RulDistribution]],
+) -> list[RulDistribution | TwinloopError]:
+    """One answer per twin, in order: the twins whose state can be read are predicted in one fleet
+    call (its RUL carries the basis ``state_of`` named), the others get the error that says why."""
+    states: list[StateEstimate] = []
+    bases: list[str] = []
+    out: list[RulDistribution | TwinloopError | None] = []
+    for twin in inputs:
+        try:
+            state, basis = state_of(twin)
+        except TwinloopError as err:
+            out.append(err)
+            continue
+        states.append(state)
+        bases.append(basis)
+        out.append(None)
+    if states:
+        dists = iter(predict_fleet(states))
+        basis_of = iter(bases)
+        for i, slot in enumerate(out):
+            if slot is None:
+                d = next(dists)
+                d.basis = next(basis_of)
+                out[i] = d
+    return [o for o in out if o is not None]
 
 
 def bucket_columns(history: pa.Table | None, channels: Sequence[str]) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from twinloop.analytics.rul.distribution import RulDistribution
-from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable
+from twinloop.analytics.rul.live import TwinInputs, bucket_columns, estimator_unusable, predict_each
 from twinloop.analytics.rul.physics import LoadForecast, PhysicsPrognoser, StateEstimate
 from twinloop.analytics.rul.pump import CHANNELS as SENSOR_CHANNELS
 from twinloop.analytics.rul.pump import MIN_SPEED_RATIO, pump_state_from_readings
@@ -106,31 +106,11 @@ class PumpBearingPrognoser:
     # --- predicting ---------------------------------------------------------------------------
     def predict_twins(self, inputs: Sequence[TwinInputs]) -> list[RulDistribution | TwinloopError]:
         """One answer per twin, in order: its RUL, or the error that says why it has none."""
-        states: list[StateEstimate] = []
-        bases: list[str] = []
-        out: list[RulDistribution | TwinloopError | None] = []
-        for twin in inputs:
-            try:
-                state, basis = self._state(twin)
-            except TwinloopError as err:
-                out.append(err)
-                continue
-            states.append(state)
-            bases.append(basis)
-            out.append(None)
-        if states:
-            prognoser = PhysicsPrognoser(
-                self._model, LoadForecast(nominal_inputs(self._model, 1), switch_h=SWITCH_H),
-                "bearing_failure", {"bearing_wear_rate": self.rate_spread}, self.n_samples,
-                max_horizon_h=20_000.0, seed=self.seed).fit()
-            dists = iter(prognoser.predict_fleet(states))
-            basis_iter = iter(bases)
-            for i, slot in enumerate(out):
-                if slot is None:
-                    d = next(dists)
-                    d.basis = next(basis_iter)
-                    out[i] = d
-        return [o for o in out if o is not None]
+        prognoser = PhysicsPrognoser(
+            self._model, LoadForecast(nominal_inputs(self._model, 1), switch_h=SWITCH_H),
+            "bearing_failure", {"bearing_wear_rate": self.rate_spread}, self.n_samples,
+            max_horizon_h=20_000.0, seed=self.seed)
+        return predict_each(inputs, self._state, lambda states: prognoser.fit().predict_fleet(states))
 
     def _state(self, twin: TwinInputs) -> tuple[StateEstimate, str]:
         latest, m = twin.latest, self._model
