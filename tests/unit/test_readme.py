@@ -7,6 +7,7 @@ import yaml
 
 from twinloop.twins.asset_type import AssetType
 from twinloop.twins.loader import parse_asset_type
+from twinloop.twins.registry import TypeRegistry
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -21,9 +22,16 @@ def test_first_screen_has_exactly_two_setup_commands():
 
 
 def test_asset_type_example_is_valid():
-    (example,) = blocks("yaml")
+    example, _ = blocks("yaml")
     t = parse_asset_type(yaml.safe_load(example), file="README.md")
     assert isinstance(t, AssetType) and t.id == "Pump"
+
+
+def test_analytics_example_is_a_valid_declaration():
+    _, example = blocks("yaml")
+    t = parse_asset_type({"id": "Pump", **yaml.safe_load(example)}, file="README.md")
+    assert TypeRegistry([t]).analytics("Pump", "prognoser") == (
+        "Pump", {"model": "pump-bearing-physics", "second_opinion": "pump-bearing-gbm"})
 
 
 def test_python_example_runs(monkeypatch):
