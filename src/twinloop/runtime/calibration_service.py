@@ -12,6 +12,9 @@ live filter, and kept as a versioned ``calibration`` artifact with its report.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,18 +57,25 @@ class _Progress:
     calibrations: int = 0
     last_ns: int | None = None
     failed: bool = False
+    queued: bool = False  # a fit is waiting for (or running on) the calibration worker
 
 
 class CalibrationService:
     """Fits, stores and applies model parameters of estimated twins (see the module docstring)."""
 
     def __init__(self, store: Store, twins: TwinService, estimation: EstimationService,
-                 artifacts: ArtifactService | None = None) -> None:
+                 artifacts: ArtifactService | None = None,
+                 lock: AbstractContextManager[Any] | None = None) -> None:
         self._store = store
         self._twins = twins
         self._estimation = estimation
         self._artifacts = artifacts
         self._progress: dict[str, _Progress] = {}
+        # The live filters' lock: held only to read the starting point and to apply a fit, never
+        # while fitting (seconds to minutes on a busy machine), so estimation keeps up meanwhile.
+        self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
+        self._jobs: queue.Queue[tuple[str, int, int] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     # --- settings from the declaration --------------------------------------------------------
     @staticmethod
@@ -92,24 +102,29 @@ class CalibrationService:
         te = self._estimation.type_of(twin_id)
         s = self._settings(te)
         spec, est = te.spec, te.filter
-        if twin_id not in est:
-            raise ValidationError(f"{twin_id}: no estimate yet, so nothing to calibrate from",
-                                  hint="calibration starts from the live filter's state; wait for readings")
-        end = end_ns if end_ns is not None else int(est.ts_ns[est.rows([twin_id])[0]]) + 1
+        with self._lock:
+            if twin_id not in est:
+                raise ValidationError(f"{twin_id}: no estimate yet, so nothing to calibrate from",
+                                      hint="calibration starts from the live filter's state; "
+                                           "wait for readings")
+            row = int(est.rows([twin_id])[0])
+            end = end_ns if end_ns is not None else int(est.ts_ns[row]) + 1
+            p0 = est.p[row].copy()
         start = start_ns if start_ns is not None else end - int(s["window_s"] * NS)
         params = list(parameters or s["parameters"])
         history = self.history(te, twin_id, start, end)
         w = window(history, twin_id, spec, every_s=every_s if every_s is not None else s["every_s"])
-        row = int(est.rows([twin_id])[0])
-        p0 = est.p[row].copy()
-        x0, states = self._start(te, row, p0, w.u[:1]) if len(w.ts_ns) else (None, ())
+        with self._lock:
+            row = int(est.rows([twin_id])[0])
+            x0, states = self._start(te, row, p0, w.u[:1]) if len(w.ts_ns) else (None, ())
         if te.declaration.preset.calibrate_channels is not None:
             states = ()  # the channels a latent input drives are left out of the fit
         report = calibrate(spec, w, params, p0=p0, x0=x0, settle_s=settle_s, states=states, prior=s["prior"],
                            channels=te.declaration.preset.calibrate_channels)
         applied, revision, why = False, None, "not written (dry run)"
         if write:
-            applied, revision, why = self._keep(te, twin_id, report, params, start, end)
+            with self._lock:
+                applied, revision, why = self._keep(te, twin_id, report, params, start, end)
         return CalibrationOutcome(twin_id, report, start, end, applied, revision, why)
 
     def history(self, te: TypeEstimator, twin_id: str, start_ns: int, end_ns: int) -> ReadingBatch:
@@ -167,9 +182,10 @@ class CalibrationService:
         return True, updated.revision, f"kept as revision {updated.revision}"
 
     # --- the live loop ------------------------------------------------------------------------
-    def after_update(self, te: TypeEstimator) -> None:
+    def after_update(self, te: TypeEstimator, *, inline: bool = False) -> None:
         """Calibrate twins whose first stretch of operation is complete, and recalibrate
-        inconsistent ones (bounded); called by the estimation worker after each update."""
+        inconsistent ones (bounded); called after each update. The fits run on the calibration
+        worker, or right here with ``inline`` (a caller updating synchronously: tests, the CLI)."""
         s = self._settings(te)
         if not s["enabled"]:
             return
@@ -189,14 +205,59 @@ class CalibrationService:
                 continue
             if prog.run_start_ns is None:
                 prog.run_start_ns = ts
-            if ts - prog.run_start_ns < window_ns or prog.failed:
+            if ts - prog.run_start_ns < window_ns or prog.failed or prog.queued:
                 continue
             due = prog.calibrations == 0
             if not due and prog.calibrations <= s["retries"] and prog.last_ns is not None \
                     and ts - prog.last_ns >= window_ns:
                 due = est.health.summary(row)["consistent"] is False
-            if due:
+            if due and inline:
                 self._run(twin_id, prog, max(prog.run_start_ns, ts - window_ns), ts + 1)
+            elif due:
+                self._submit(twin_id, prog, max(prog.run_start_ns, ts - window_ns), ts + 1)
+
+    def _submit(self, twin_id: str, prog: _Progress, start: int, end: int) -> None:
+        """Hand a fit to the calibration worker (started on first use): the estimation worker,
+        which decides what is due, goes straight back to filtering."""
+        prog.queued = True
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="calibration", daemon=True)
+            self._worker.start()
+        self._jobs.put((twin_id, start, end))
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            twin_id, start, end = job
+            prog = self._progress[twin_id]
+            try:
+                self._run(twin_id, prog, start, end)
+            finally:
+                prog.queued = False
+                self._jobs.task_done()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every fit handed to the worker is done (tests, shutdown); False on timeout."""
+        done = threading.Event()
+        if self._worker is None:
+            return True
+        waiter = threading.Thread(target=lambda: (self._jobs.join(), done.set()), daemon=True)
+        waiter.start()
+        return done.wait(timeout)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Let the fit under way finish (it writes to the store) and end the worker; fits still
+        queued are dropped: the next run calibrates those twins again from their stored history."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        self._jobs.put(None)
+        worker.join(timeout)
+        self._jobs = queue.Queue()
 
     def _run(self, twin_id: str, prog: _Progress, start: int, end: int) -> None:
         try:

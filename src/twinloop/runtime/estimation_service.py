@@ -84,7 +84,8 @@ class EstimationService:
         self._declarations: dict[str, EstimatorDeclaration | None] = {}
         self._lock = threading.RLock()
         self._failing: set[str] = set()
-        self.calibration: CalibrationService = CalibrationService(store, twins, self, artifacts)
+        self.calibration: CalibrationService = CalibrationService(store, twins, self, artifacts,
+                                                                  lock=self._lock)
         self.auto_calibrate = calibrate
         # the worker
         self._queue: deque[ReadingBatch] = deque()
@@ -216,8 +217,8 @@ class EstimationService:
         health = self._health_batch(te, np.flatnonzero(changed))
         if len(out) or len(health):
             self._store.append(ReadingBatch.concat([out, health]))
-        if self.auto_calibrate:
-            self.calibration.after_update(te)
+        if self.auto_calibrate:  # fits go to their own worker while this one runs
+            self.calibration.after_update(te, inline=self._thread is None)
         return report
 
     def _health_batch(self, te: TypeEstimator, rows: np.ndarray) -> ReadingBatch:
@@ -295,7 +296,9 @@ class EstimationService:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every submitted batch is estimated (tests, shutdown); False on timeout."""
         with self._wake:
-            return self._wake.wait_for(lambda: not self._queue and not self._busy, timeout)
+            if not self._wake.wait_for(lambda: not self._queue and not self._busy, timeout):
+                return False
+        return self.calibration.wait_idle(timeout)
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish the queued batches and stop the worker; idempotent."""
@@ -305,6 +308,7 @@ class EstimationService:
             self._wake.notify_all()
         if thread is not None:
             thread.join(timeout)
+        self.calibration.stop(timeout)
         with self._wake:
             self._thread, self._stopping = None, False
 
