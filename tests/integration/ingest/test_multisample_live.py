@@ -20,6 +20,7 @@ from twinloop.ingest.normalizer import Normalizer
 from twinloop.sim.mqtt_transport import MqttTransport
 from twinloop.sim.pump_station import PumpStationPlant
 from twinloop.sim.runner import SimRunner
+from twinloop.sim.wire import clock_topic
 from twinloop.store import duckdb_readings
 from twinloop.store.duckdb_store import DuckDBStore
 from twinloop.twins.registry import TypeRegistry
@@ -43,12 +44,14 @@ async def test_simulator_sends_k_samples_per_message_and_ingest_takes_them_all(
     plant = PumpStationPlant(seed=3)
     names = {d.id: {c.name for c in d.channels} for d in plant.devices}
     got: list[RawMessage] = []
+    clock: list[RawMessage] = []  # the plant's announced time, by which the mapping judges its stamps
     async with MqttClient(mosquitto.url) as sub:
         await sub.subscribe("twinloop/pump-station/+/telemetry", qos=1)
+        await sub.subscribe(clock_topic(plant.name), qos=1)
 
         async def collect() -> None:
             async for m in sub.messages():
-                got.append(m)
+                (clock if m.topic == clock_topic(plant.name) else got).append(m)
 
         reader = asyncio.create_task(collect())
         pub = MqttClient(mosquitto.url, client_id="sim-multi")
@@ -75,8 +78,9 @@ async def test_simulator_sends_k_samples_per_message_and_ingest_takes_them_all(
                                         / "types"])
     twins = {d.id: d.asset_type for d in plant.devices}
     normalizer = Normalizer(load_mapping(mapping_file(tmp_path)), registry, twins, SystemClock())
-    result = normalizer.normalize(got)
-    assert len(result.completed) == len(got) and result.duplicates == 0
+    assert clock, "the simulator announced its clock"
+    result = normalizer.normalize([*clock, *got])
+    assert len(result.completed) == len(got) + len(clock) and result.duplicates == 0
     taken = len(result.batch) + len(result.rejected) + result.ignored
     sent = sum(v is not None for b in (json.loads(m.payload) for m in got)
                for column in b["values"].values() for v in column)
