@@ -123,8 +123,7 @@ class CalibrationService:
                            channels=te.declaration.preset.calibrate_channels)
         applied, revision, why = False, None, "not written (dry run)"
         if write:
-            with self._lock:
-                applied, revision, why = self._keep(te, twin_id, report, params, start, end)
+            applied, revision, why = self._keep(te, twin_id, report, params, start, end)
         return CalibrationOutcome(twin_id, report, start, end, applied, revision, why)
 
     def history(self, te: TypeEstimator, twin_id: str, start_ns: int, end_ns: int) -> ReadingBatch:
@@ -170,8 +169,10 @@ class CalibrationService:
         merged = {**dict(twin.attributes.get(MODEL_PARAMETERS) or {}), **fitted}
         updated = self._twins.update(UpdateTwin(twin_id=twin_id, attributes={MODEL_PARAMETERS: merged}),
                                      actor=CALIBRATION_ACTOR)
-        te.filter.set_parameters([twin_id], fitted)
-        te.filter.health.reset(te.filter.rows([twin_id]))
+        with self._lock:  # only the filter's change holds it: the store writes around may wait
+            te.filter.set_parameters([twin_id], fitted)
+            te.filter.health.reset(te.filter.rows([twin_id]))
+            te.verdicts.pop(twin_id, None)  # judged afresh with the new parameters
         if self._artifacts is not None:
             self._artifacts.save("calibration", twin_id, {"parameters": fitted, "report": asdict(report)},
                                  meta={"twins": [twin_id], "start_ns": start, "end_ns": end,

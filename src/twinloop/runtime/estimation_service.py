@@ -56,6 +56,9 @@ class TypeEstimator:
     filter: FleetEstimator
     targets: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # input → source → readers
     sources: set[str] = field(default_factory=set)  # twins of other types whose readings we read
+    # each twin's health as of its last update: readers (RUL, the API) take it without waiting for
+    # the filters' lock, which a large backlog batch holds for a long time on a slow machine
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def parameters_of(self, attributes: Mapping[str, Any]) -> np.ndarray:
         """``(1, n_parameters)``: spec defaults, the preset's per-twin ones, then calibrated ones."""
@@ -228,6 +231,7 @@ class EstimationService:
         share = est.health.share()
         for r in rows.tolist():
             verdict = self._verdict(te, r)
+            te.verdicts[est.twin_ids[r]] = verdict
             if verdict["consistent"] is None:
                 continue
             ids += [est.twin_ids[r]] * 2
@@ -340,6 +344,9 @@ class EstimationService:
         ``reason``; ``nis_in_band_share``; per-channel ``ν/σ`` mean and std; ``calibrations``.
         """
         te = self.type_of(twin_id)
+        snapshot = te.verdicts.get(twin_id)
+        if snapshot is not None:
+            return dict(snapshot)
         with self._lock:
             if twin_id not in te.filter:
                 raise NotFoundError(f"no estimate for twin {twin_id!r} yet",

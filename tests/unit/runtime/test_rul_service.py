@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -85,11 +86,12 @@ def test_the_worker_works_through_every_marked_twin_off_the_publisher_thread(rt,
             batch = ReadingBatch.from_arrays(np.repeat(twins, len(WORN)), list(WORN) * len(twins),
                                              T0 + m * MIN, list(WORN.values()) * len(twins))
             rt.state.record(batch)
-        deadline = threading.Event()
-        for _ in range(600):  # wait for the worker, however slow the machine
+        pause = threading.Event()
+        give_up = time.monotonic() + 600  # wait for the worker, however slow the machine: this bound
+        while time.monotonic() < give_up:  # only catches a hang
             if all(len(_rul_events(rt, t)) == 2 for t in twins) and service.pending() == 0:
                 break
-            deadline.wait(0.1)
+            pause.wait(0.1)
     finally:
         service.stop_background()
     assert all([(e.as_of_ns - T0) // MIN for e in _rul_events(rt, t)] == [0, 60] for t in twins)
