@@ -111,9 +111,9 @@ class MonitorPublic(BaseModel):
 
 @router.get("/monitor", response_model=MonitorPublic, summary="How far the live alert monitor has got")
 def monitor_status(request: Request, _: Reader) -> MonitorPublic:
-    monitor = getattr(request.app.state.runtime, "monitor", None)
+    monitor = request.app.state.runtime.monitor
     if monitor is None:
-        return MonitorPublic(running=False)
+        return MonitorPublic(running=False, lag_s=None, last_pass_s=None)
 
     def iso(ns: int | None) -> str | None:
         return ns_to_datetime(ns).isoformat() if ns is not None else None

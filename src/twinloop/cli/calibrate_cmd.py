@@ -79,7 +79,8 @@ def calibrate_twin(
             rt.estimation.auto_calibrate = False
             now = rt.clock.now_ns()
             start = _since(since, now)
-            end = parse_time(until) if until else now
+            until_ns = parse_time(until) if until else None
+            end = now if until_ns is None else until_ns
             rt.estimation.replay(twin_id, start, end)  # the filter the fit starts from
             outcome = rt.estimation.calibration.calibrate(
                 twin_id, start, end, [p.strip() for p in params.split(",") if p.strip()] if params else None,

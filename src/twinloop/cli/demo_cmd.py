@@ -86,10 +86,10 @@ def fleet_table(rt: Runtime, started: float) -> Table:
         values = latest.get(twin.id, {})
         status = rt.connections.twin_status(twin.id)
         colour = {"online": "green", "offline": "red"}.get(status, "yellow")
-        p72 = None
-        if rt.rul is not None:
+        p72, rul = None, rt.rul
+        if rul is not None:
             try:
-                p72 = rt.rul.get(twin.id).p_fail.get("72h")
+                p72 = rul.get(twin.id).p_fail.get("72h")
             except TwinloopError:
                 p72 = None
         p72_text = "—" if p72 is None else f"[bold red]{p72:.2f}[/]" if p72 >= 0.5 else f"{p72:.2f}"
@@ -157,10 +157,11 @@ def _news(rt: Runtime, told: set[str]) -> list[str]:
         if alert.alert_id not in told:
             told.add(alert.alert_id)
             out.append(f"ALERT {alert.twin_id} {alert.severity}: {', '.join(alert.channels[:3])}")
-    for twin in rt.twins.list("Pump") if rt.rul is not None else []:
+    rul = rt.rul
+    for twin in rt.twins.list("Pump") if rul is not None else []:
         key = f"p72:{twin.id}"
         try:
-            p72 = rt.rul.get(twin.id).p_fail.get("72h", 0.0)
+            p72 = rul.get(twin.id).p_fail.get("72h", 0.0)
         except TwinloopError:
             continue
         if p72 > 0.5 and key not in told:

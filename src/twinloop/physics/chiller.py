@@ -94,10 +94,10 @@ class ChillerModel:
     """An air-cooled chiller with condenser fouling as its hidden, slowly growing state."""
 
     name = "chiller"
-    inputs = _INPUTS
-    states = _STATES
-    outputs = _OUTPUTS
-    parameters = _PARAMETERS
+    inputs: tuple[Signal, ...] = _INPUTS
+    states: tuple[Signal, ...] = _STATES
+    outputs: tuple[Signal, ...] = _OUTPUTS
+    parameters: tuple[Parameter, ...] = _PARAMETERS
     events: tuple[str, ...] = ("chiller_degraded",)
     #: Curve coefficients are a shape, not a unit-to-unit spread.
     fixed_parameters = frozenset({"plr_c0", "plr_c1", "plr_c2", "degraded_cop_loss"})

@@ -115,7 +115,7 @@ class PumpUnitModel:
     """Pump + motor + bearing + valve of one unit, vectorized over a fleet of units."""
 
     name = "pump_unit"
-    inputs = (
+    inputs: tuple[Signal, ...] = (
         Signal("speed_setpoint", "rpm", "drive speed setpoint, 0 = stopped"),
         Signal("valve_command", "percent", "discharge valve position command"),
         Signal("suction_pressure", "bar", "gauge suction pressure (from the suction tank)"),
@@ -124,16 +124,16 @@ class PumpUnitModel:
         Signal("wear_acceleration", "dimensionless", "bearing wear multiplier, 1 normal, > 1 fault"),
         Signal("valve_stuck", "dimensionless", "1 = valve actuator stuck (holds position)"),
     )
-    states = (
+    states: tuple[Signal, ...] = (
         Signal("speed", "rpm", "shaft speed"),
         Signal("valve_position", "percent", "valve position"),
         Signal("winding_temperature", "degC", "stator winding temperature"),
         Signal("bearing_temperature", "degC", "pump bearing housing temperature"),
         Signal("bearing_wear", "dimensionless", "bearing wear, 0 new … 1 failure threshold"),
     )
-    outputs = _OUTPUTS
-    parameters = _PARAMETERS
-    events = ("bearing_failure",)
+    outputs: tuple[Signal, ...] = _OUTPUTS
+    parameters: tuple[Parameter, ...] = _PARAMETERS
+    events: tuple[str, ...] = ("bearing_failure",)
 
     @classmethod
     def input_index(cls, name: str) -> int:

@@ -125,7 +125,7 @@ class AlertMonitor:
     def _watched(self) -> list[tuple[str, str, AlertSpec]]:
         registry = self._twins.registry
         types = self._types if self._types is not None else registry.ids()
-        out = []
+        out: list[tuple[str, str, AlertSpec]] = []
         for type_id in types:
             if type_id not in registry:
                 continue

@@ -15,6 +15,7 @@ detector's trailing features), so a stream checked every few seconds sees each e
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
@@ -258,7 +259,7 @@ class AlertService:
 
     def evaluate(
         self, twin_id: str, end_ns: int | None = None, frame: ChannelFrame | None = None
-    ) -> list[Alert]:
+    ) -> builtins.list[Alert]:
         """Score a twin's readings since its last evaluation; raise (or repeat) an alert per episode."""
         model = self._models.get(twin_id)
         if model is None:
@@ -296,7 +297,7 @@ class AlertService:
 
     @staticmethod
     def _judge(twin_id: str, detector: Detector, threshold: QuantileThreshold, state: AlarmState,
-               frame: ChannelFrame, rows: np.ndarray) -> tuple[list[Finding], AlarmState]:
+               frame: ChannelFrame, rows: np.ndarray) -> tuple[builtins.list[Finding], AlarmState]:
         """The episodes one detector finds in ``rows`` of ``frame``, and its alarm state after them."""
         scores, attributions = detector.score(frame)
         was_on = state.on

@@ -241,8 +241,11 @@ class CalibrationService:
         done = threading.Event()
         if self._worker is None:
             return True
-        waiter = threading.Thread(target=lambda: (self._jobs.join(), done.set()), daemon=True)
-        waiter.start()
+        def join() -> None:
+            self._jobs.join()
+            done.set()
+
+        threading.Thread(target=join, daemon=True).start()
         return done.wait(timeout)
 
     def stop(self, timeout: float | None = 30.0) -> None:

@@ -168,7 +168,7 @@ def encode_sparkplug_samples(names: np.ndarray, seq: int, ts_ns: Sequence[int], 
     """Sparkplug-B-like DDATA carrying several samples: one metric per channel and sample, each with
     its own ``timestamp`` (the message ``timestamp`` is the newest)."""
     values = np.asarray(values, dtype=np.float64).reshape(len(ts_ns), len(names))
-    metrics = []
+    metrics: list[dict[str, Any]] = []
     for t, row in zip(ts_ns, values, strict=True):
         ms = int(t) // 1_000_000
         metrics.extend({"name": n, "value": v, "type": "Double", "timestamp": ms}
@@ -350,9 +350,8 @@ def encode_clock(sim_ns: int, wall_ns: int, speed: float | None) -> bytes:
     >>> decode_clock(encode_clock(7, 3, 60.0))
     (7, 3, 60.0)
     """
-    fast = speed is None or math.isinf(speed)
     return _dumps({"sim_time": int(sim_ns), "wall_time": int(wall_ns),
-                   "speed": None if fast else float(speed)})
+                   "speed": None if speed is None or math.isinf(speed) else float(speed)})
 
 
 def decode_clock(payload: bytes | str) -> tuple[int, int, float | None]:

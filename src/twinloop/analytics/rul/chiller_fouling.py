@@ -54,8 +54,8 @@ class ChillerFoulingPrognoser:
         self.bucket_s = bucket_s
         self.nis_limit = nis_limit
         self.seed = seed
-        self.channels = (*CHANNELS, *EST_CHANNELS)
-        self.history_channels = (*CHANNELS, EST, "est.nis")
+        self.channels: tuple[str, ...] = (*CHANNELS, *EST_CHANNELS)
+        self.history_channels: tuple[str, ...] = (*CHANNELS, EST, "est.nis")
         self.bucket_ns: int | None = int(bucket_s * 1e9)
         self.history_h = max(*trend_h, load_h)
         self._model = ChillerModel()

@@ -83,8 +83,8 @@ class PumpBearingPrognoser:
         self.use_estimator = use_estimator
         self.duty_spread = duty_spread
         self.seed = seed
-        self.channels = (*SENSOR_CHANNELS, *(EST_CHANNELS if use_estimator else ()))
-        self.history_channels = HISTORY_CHANNELS if use_estimator else HISTORY_CHANNELS[:6]
+        self.channels: tuple[str, ...] = (*SENSOR_CHANNELS, *(EST_CHANNELS if use_estimator else ()))
+        self.history_channels: tuple[str, ...] = HISTORY_CHANNELS if use_estimator else HISTORY_CHANNELS[:6]
         self.bucket_ns: int | None = int(bucket_s * 1e9)
         self.history_h = max(*trend_h, load_h)
         self._model = PumpUnitModel()
