@@ -221,6 +221,12 @@ class PumpBearingPrognoser:
         resid = y - design @ coef
         dof = max(hours.size - 2, 1)
         stderr = float(np.sqrt(resid @ resid / dof / max(((hours - hours.mean()) ** 2).sum(), 1e-12)))
+        # A filter's wear estimate (and bucketed sensor wear) is strongly autocorrelated: successive
+        # residuals are not independent evidence. Widen the error by the AR(1) variance factor, or
+        # a healthy pump's wandering estimate reads as "wearing 16x faster than modelled".
+        if resid.size > 2 and resid @ resid > 0:
+            rho = float(np.clip((resid[1:] @ resid[:-1]) / (resid @ resid), 0.0, 0.98))
+            stderr *= float(np.sqrt((1.0 + rho) / (1.0 - rho)))
         rows = np.flatnonzero(ok)
         states = np.tile(x, (rows.size, 1))
         states[:, 0] = speed[rows]
