@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, open_runtime, settings_from
 
@@ -49,6 +48,7 @@ def list_alerts(
                  "raised_ns": a.raised_ns, "message": a.message} for a in alerts
             ]))
             return
+        from rich.table import Table
         table = Table(title=f"{len(alerts)} alerts")
         table.add_column("id", no_wrap=True)
         for col in ("twin", "state", "severity", "channels", "seen", "raised"):

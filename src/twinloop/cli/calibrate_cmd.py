@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, open_runtime, settings_from
+
+if TYPE_CHECKING:
+    pass
+
 
 if TYPE_CHECKING:  # estimation (scipy) is imported by the command, not by `twinloop --help`
     from twinloop.estimate.calibration import CalibrationReport
@@ -35,6 +38,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _print(twin_id: str, report: CalibrationReport) -> None:
+    from rich.table import Table
     fit = Table(title=f"{twin_id}: fit over {report.epochs} epochs ({report.evaluations} model runs)")
     for col in ("channel", "RMSE before", "RMSE after"):
         fit.add_column(col, justify="left" if col == "channel" else "right")
@@ -42,6 +46,7 @@ def _print(twin_id: str, report: CalibrationReport) -> None:
         if math.isfinite(b):
             fit.add_row(c, _fmt(b), _fmt(a))
     console.print(fit)
+    from rich.table import Table
     params = Table(title="parameters")
     for col in ("parameter", "before", "after", "± std", "bounds"):
         params.add_column(col, justify="left" if col == "parameter" else "right")

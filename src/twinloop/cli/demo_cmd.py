@@ -8,7 +8,6 @@ nothing: the simulator first, then ingestion (commit and acknowledge what is que
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import os
@@ -21,9 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import console, friendly_errors, open_runtime, print_bootstrap_key
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rich.table import Table
+
 
 if TYPE_CHECKING:  # the API server and the runtime load when the demo runs, not for `--help`
     import uvicorn
@@ -71,6 +75,7 @@ def fleet_table(rt: Runtime, started: float) -> Table:
     from twinloop.core.errors import TwinloopError
 
     latest = rt.state.fleet_latest("Pump")
+    from rich.table import Table
     table = Table(title=f"pump station, mirrored live · {time.monotonic() - started:.0f} s",
                   caption=_caption(rt), expand=False)
     alerts = _alerts_by_twin(rt)
@@ -179,6 +184,8 @@ def _duration(seconds: float) -> str:
 
 async def _start_simulator(url: str, speed: float, seed: int,
                            faults: tuple[str, ...]) -> asyncio.subprocess.Process:
+    import asyncio
+
     fault_args = [arg for fault in faults for arg in ("--fault", fault)]
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "twinloop", "simulate", "pump-station", "--mqtt", url,
@@ -189,6 +196,8 @@ async def _start_simulator(url: str, speed: float, seed: int,
 
 
 async def _stop_simulator(sim: asyncio.subprocess.Process | None) -> None:
+    import asyncio
+
     if sim is None or sim.returncode is not None:
         return
     sim.send_signal(signal.SIGINT)  # it publishes offline statuses and deaths on the way out
@@ -202,6 +211,8 @@ async def _stop_simulator(sim: asyncio.subprocess.Process | None) -> None:
 async def run_demo(rt: Runtime, host: str, port: int, speed: float, seed: int, live: bool,
                    faults: tuple[str, ...] = DEMO_FAULTS) -> None:
     """Serve the API with ingestion, start the simulator, show the fleet until Ctrl-C."""
+    import asyncio
+
     import uvicorn
     from rich.live import Live
 
@@ -286,6 +297,8 @@ def demo(
             sys.stdout.flush()
             if faults:
                 console.print("faults to come (plant time): " + "; ".join(DEMO_FAULTS), soft_wrap=True)
+            import asyncio
+
             asyncio.run(run_demo(rt, settings.api_host, settings.api_port, speed, seed,
                                  live=table and console.is_terminal,
                                  faults=DEMO_FAULTS if faults else ()))

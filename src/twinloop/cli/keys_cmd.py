@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import (
     DataDir,
@@ -15,6 +14,10 @@ from twinloop.cli.context import (
     open_runtime,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    pass
+
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -39,6 +42,7 @@ def list_keys(data_dir: DataDir = None, store: StoreUrl = None) -> None:
     from twinloop.core.clock import ns_to_datetime
 
     with friendly_errors(), open_runtime(settings_from(data_dir, store), analytics=False) as rt:
+        from rich.table import Table
         table = Table()
         for col in ("key id", "name", "role", "created", "revoked"):
             table.add_column(col)

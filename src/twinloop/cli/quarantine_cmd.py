@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from twinloop.cli.context import DataDir, PlantFile, StoreUrl, console, friendly_errors, open_runtime
 
@@ -93,6 +92,7 @@ def list_records(
         if as_json:
             console.print_json(json.dumps([_plain(r) for r in records]))
             return
+        from rich.table import Table
         table = Table(title=f"quarantine: {len(records)} shown, {total} open", caption=(
             "source, topic and raw payload: --json" if records else None))
         table.add_column("id", justify="right", no_wrap=True)

@@ -7,9 +7,12 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import DataDir, StoreUrl, console, friendly_errors, open_runtime, settings_from
+
+if TYPE_CHECKING:
+    pass
+
 
 if TYPE_CHECKING:  # the RUL service (scipy, scikit-learn) is imported by the commands that use it
     from twinloop.runtime.rul_service import RulService, RulUpdated
@@ -85,6 +88,7 @@ def show(
         if why:
             console.print(f"[yellow]latest recompute skipped: {why}[/]")
         if e.drivers:
+            from rich.table import Table
             table = Table(title="what drove it")
             for col in ("driver", f"effect ({e.unit})", "value"):
                 table.add_column(col)
@@ -119,6 +123,7 @@ def fleet(
             rows = [_as_dict(e, extra) for e, _ in ranked]
             console.print_json(json.dumps({"horizon_h": hours, "twins": rows, "skipped": skipped}))
             return
+        from rich.table import Table
         table = Table(title=f"{len(ranked)} twins by P(fail within {label})")
         columns = ("twin", f"P(fail ≤ {label})", "P(24h)", "P(72h)", "P(7d)", "RUL mean (h)",
                    "80 % interval (h)", "basis", "top driver")

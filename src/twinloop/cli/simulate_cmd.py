@@ -5,7 +5,6 @@ Register with ``app.command("simulate")(simulate_cmd.simulate)``; ``simulate_cmd
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import signal
@@ -123,6 +122,8 @@ async def _serve(plant: SimPlant, mqtt: str | None, opcua: str | None, payload: 
 
     runner = SimRunner(plant, speed=speed, sample_period_s=period)
     client, server = None, None
+    import asyncio
+
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, runner.stop)
     if parent_pid:  # a thread of its own: it works while the loop waits on a broker that has gone
@@ -257,6 +258,8 @@ def simulate(
                               hint="give --mqtt URL, --embedded-broker and/or --opcua URL "
                                    "(or --out for batch)")
         try:
+            import asyncio
+
             asyncio.run(_serve(sim, mqtt, opcua, payload, qos, speed, sample_period, duration_s,
                                     samples_per_message, parent_pid, truth_spec))
         except KeyboardInterrupt:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import (
     DataDir,
@@ -16,6 +15,10 @@ from twinloop.cli.context import (
     open_runtime,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    pass
+
 
 app = typer.Typer(help="List and inspect twins.", no_args_is_help=True)
 
@@ -43,6 +46,7 @@ def list_twins(
             if as_json:
                 console.print_json(json.dumps([t.to_dict() for t in twins]))
                 return
+            from rich.table import Table
             table = Table(title=f"{len(twins)} twins")
             for col in ("id", "type", "rev", "attributes"):
                 table.add_column(col)
@@ -77,6 +81,7 @@ def show_twin(
                 console.print(f"  {r.source} --{r.name}--> {r.target}")
         latest = rt.state.latest(twin_id)
         if latest:
+            from rich.table import Table
             table = Table(title="latest readings")
             for col in ("channel", "value", "unit", "time", "quality"):
                 table.add_column(col)

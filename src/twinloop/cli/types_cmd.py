@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from twinloop.cli.context import console, friendly_errors
+
+if TYPE_CHECKING:
+    pass
+
 
 app = typer.Typer(help="Validate asset types; import and export DTDL v3.", no_args_is_help=True)
 Files = Annotated[list[Path], typer.Argument(help="files or directories", exists=True)]
@@ -23,6 +26,7 @@ def validate(files: Files) -> None:
     with friendly_errors():
         registry = TypeRegistry.from_paths(files)
         registry.check()
+        from rich.table import Table
         table = Table(title=f"{len(registry.ids())} asset types valid")
         for col in ("id", "channels", "properties", "commands", "relationships", "components"):
             table.add_column(col)
