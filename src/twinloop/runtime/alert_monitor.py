@@ -28,8 +28,6 @@ once and never stops the others.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -41,6 +39,7 @@ from twinloop.analytics.alert_spec import AlertSpec
 from twinloop.core.errors import ConflictError, TwinloopError
 from twinloop.runtime.alert_service import AlertService, TwinModel
 from twinloop.runtime.artifacts import ArtifactService
+from twinloop.runtime.periodic import PeriodicJob
 from twinloop.runtime.twin_service import TwinService
 from twinloop.store.protocol import Store
 
@@ -81,7 +80,6 @@ class AlertMonitor:
         self._alerts, self._store, self._twins = alerts, store, twins
         self._types = tuple(type_ids) if type_ids is not None else None
         self._learn_s, self._period_s = learn_s, period_s
-        self._interval_s = interval_s
         self._artifacts = artifacts
         self._from: dict[str, int] = {}  # start of the stretch a twin will be learned from
         self._reason: dict[str, str] = {}
@@ -90,7 +88,7 @@ class AlertMonitor:
         self._failing: set[str] = set()
         self._waiting: set[str] = set()  # tried, but did not operate long enough: logged once
         self._newest_ns: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicJob("alert monitor", interval_s, self._tick_in_worker, _log)
         self.last_pass_s: float = 0.0
 
     # --- what it reports ---------------------------------------------------------------------------
@@ -295,16 +293,11 @@ class AlertMonitor:
 
     # --- the background job ---------------------------------------------------------------------
     def start(self) -> None:
-        """Run `tick` every ``interval_s`` in a worker thread, from the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="alert-monitor")
+        """Run a pass every ``interval_s`` in a worker thread, from the running event loop."""
+        self._job.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._job.stop()
 
     def _tick_in_worker(self) -> int:
         """`tick` with linear algebra on one thread: beside ingestion, a broker and a simulator on
@@ -317,13 +310,6 @@ class AlertMonitor:
         with threadpool_limits(limits=1):
             return self.tick()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await asyncio.to_thread(self._tick_in_worker)
-            except Exception:  # noqa: BLE001 - the monitor must outlive one bad pass
-                _log.exception("alert pass failed; trying again in %.0f s", self._interval_s)
 
 
 __all__ = ["ARTIFACT_KIND", "AlertMonitor", "LearningStatus"]

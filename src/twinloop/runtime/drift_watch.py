@@ -17,8 +17,6 @@ Time is the readings' own; a check per twin at most every ``every_s`` plant seco
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any, Protocol
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from twinloop.analytics.anomaly import ChannelFrame
 from twinloop.core.errors import TwinloopError
+from twinloop.runtime.periodic import PeriodicJob
 from twinloop.runtime.retrain_service import DETECTOR, RetrainResult, RetrainService
 from twinloop.runtime.twin_service import TwinService
 from twinloop.store.protocol import Store
@@ -62,10 +61,9 @@ class DriftWatch:
         self._live = live
         self._every_ns = int(every_s * 1e9)
         self._recent_ns = int(recent_s * 1e9)
-        self._interval_s = interval_s
         self._checked_ns: dict[str, int] = {}  # evaluation cursor at the last check, per twin
         self._failing: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._job = PeriodicJob("drift watch", interval_s, self.tick, _log)
 
     def _wanted(self, twin_id: str) -> bool:
         cfg = self._retrain.config(twin_id)
@@ -149,24 +147,12 @@ class DriftWatch:
 
     # --- the background job ---------------------------------------------------------------------
     def start(self) -> None:
-        """Run `tick` every ``interval_s`` in a worker thread, from the running event loop."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="drift-watch")
+        """Run a pass every ``interval_s`` in a worker thread, from the running event loop."""
+        self._job.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._job.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await asyncio.to_thread(self.tick)
-            except Exception:  # noqa: BLE001 - the watch must outlive one bad pass
-                _log.exception("drift pass failed; trying again in %.0f s", self._interval_s)
 
 
 __all__ = ["AlertModels", "DriftWatch"]
